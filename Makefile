@@ -1,0 +1,90 @@
+# ember — build, test, demo.  `make help` lists the targets.
+#
+# Layout of outputs: ./ember (the binary), build/ (objects, sanitizer builds,
+# unit-test binaries, the test guest), and the demo guest under the cache
+# directory (see guest/README.md), linked into build/guest/.
+
+CC      ?= cc
+CLANG   ?= clang
+VERSION := 0.1.0
+CSTD    := -std=c11 -D_GNU_SOURCE
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wno-unused-parameter
+CFLAGS  ?= -O2 -g
+CFLAGS  += $(CSTD) $(WARN) -DEMBER_VERSION='"$(VERSION)"' -MMD -MP -I.
+LDLIBS  := -lpthread
+
+# Every module of the VMM except main.c: top-level *.c and the subsystem
+# directories.  New files are picked up automatically.
+CORE_SRCS := $(filter-out main.c,$(wildcard *.c)) $(wildcard boot/*.c virtio/*.c seccomp/*.c)
+SRCS      := main.c $(CORE_SRCS)
+
+OBJS      := $(SRCS:%.c=build/obj/%.o)
+CORE_OBJS := $(CORE_SRCS:%.c=build/obj/%.o)
+
+# Sanitizer build used by unit tests (and available as ./build/ember-asan).
+SAN       := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+ASAN_OBJS := $(SRCS:%.c=build/asan/%.o)
+ASAN_CORE := $(CORE_SRCS:%.c=build/asan/%.o)
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/unit/%)
+
+.PHONY: all help test unit clang-check testguest guest demo deps clean distclean
+all: ember
+
+help:
+	@echo "make            build ./ember"
+	@echo "make test       build everything and run every test (unit, KVM, Linux)"
+	@echo "make demo       install packages, build ember and the demo guest, boot it"
+	@echo "make guest      build the demo Linux kernel and initramfs (cached)"
+	@echo "make testguest  build the freestanding test guest (build/testguest.elf)"
+	@echo "make clean      remove build outputs (not the demo guest cache)"
+
+ember: $(OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+build/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+build/asan/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -O1 $(SAN) -DEMBER_TEST_BUILD -c -o $@ $<
+
+build/ember-asan: $(ASAN_OBJS)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
+
+build/unit/%: tests/unit/%.c $(ASAN_CORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -O1 $(SAN) -o $@ $< $(ASAN_CORE) $(LDLIBS)
+
+unit: $(UNIT_BINS)
+
+# The whole tree must also build warning-free with clang.
+clang-check:
+	@mkdir -p build
+	@for f in $(SRCS) $(UNIT_SRCS); do \
+		$(CLANG) $(CSTD) $(WARN) -I. -DEMBER_VERSION='"$(VERSION)"' -fsyntax-only $$f || exit 1; \
+	done
+	@echo "clang: $(words $(SRCS) $(UNIT_SRCS)) files clean"
+
+testguest:
+	$(MAKE) -C tests/guest O=$(CURDIR)/build
+
+guest:
+	guest/build.sh $(CURDIR)/build/guest
+
+deps:
+	.ci/deps
+
+test: ember build/ember-asan unit clang-check testguest guest
+	tests/run
+
+demo: deps ember guest
+	guest/demo.sh
+
+clean:
+	rm -rf build ember
+
+-include $(OBJS:.o=.d) $(ASAN_OBJS:.o=.d)

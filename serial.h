@@ -1,0 +1,45 @@
+/* 16550A UART (the PC's COM1 at 0x3f8, IRQ 4).
+ *
+ * The device model is pure: register reads/writes come in through
+ * serial_io() (called from a vCPU thread on a port-I/O exit), host input
+ * through serial_rx() (called from the main thread), and the interrupt line
+ * goes out through the set_irq callback given at creation (level: 1 while an
+ * enabled interrupt is pending, 0 otherwise; it is called only on changes).
+ * All entry points take the device's internal lock, so they may be called
+ * from different threads.  Guest output is buffered and written to out_fd in
+ * large writes: when a newline arrives, when the buffer is full, and on
+ * serial_flush().  out_fd < 0 discards output (--console none).
+ */
+#ifndef EMBER_SERIAL_H
+#define EMBER_SERIAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SERIAL_COM1_BASE 0x3f8
+#define SERIAL_COM1_IRQ  4
+#define SERIAL_FIFO_SIZE 16
+
+struct serial;
+
+/* Returns NULL only on allocation failure. */
+struct serial *serial_new(int out_fd, void (*set_irq)(void *opaque, int level),
+			  void *opaque);
+void serial_free(struct serial *s);
+
+/* One register access: offset 0..7 from the base, one byte of data.  For a
+ * read, *data receives the register value; for a write, *data is written. */
+void serial_io(struct serial *s, uint16_t offset, uint8_t *data, bool is_write);
+
+/* Offer host input bytes to the receiver; returns how many were accepted
+ * (the FIFO holds SERIAL_FIFO_SIZE; the rest must be offered again later). */
+size_t serial_rx(struct serial *s, const uint8_t *buf, size_t len);
+
+/* Bytes the receiver can accept now. */
+size_t serial_rx_space(struct serial *s);
+
+/* Write out any buffered guest output. */
+void serial_flush(struct serial *s);
+
+#endif
