@@ -46,7 +46,7 @@ extern char check_why[512];
 		if ((!check_h_ || !strstr(check_h_, (needle))) && !check_failed) { \
 			check_failed = 1;                                    \
 			snprintf(check_why, sizeof(check_why),               \
-				 "%s:%d: \"%s\" does not contain \"%s\"",    \
+				 "%s:%d: \"%.300s\" does not contain \"%.100s\"",    \
 				 __FILE__, __LINE__, check_h_ ? check_h_ : "(null)", \
 				 (needle));                                  \
 		}                                                            \
