@@ -30,7 +30,7 @@ ASAN_CORE := $(CORE_SRCS:%.c=build/asan/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/unit/%)
 
-.PHONY: all help test unit clang-check testguest guest demo deps clean distclean
+.PHONY: all help test unit kvmguests clang-check testguest guest demo deps clean
 all: ember
 
 help:
@@ -61,6 +61,14 @@ build/unit/%: tests/unit/%.c $(ASAN_CORE)
 
 unit: $(UNIT_BINS)
 
+# Minimal assembly guests for the KVM tests (tests/kvm/*.S).
+KVM_GUESTS := $(patsubst tests/kvm/%.S,build/kvmguest/%.elf,$(wildcard tests/kvm/*.S))
+build/kvmguest/%.elf: tests/kvm/%.S tests/kvm/common.inc tests/kvm/guest.ld
+	@mkdir -p $(dir $@)
+	$(CC) -nostdlib -static -no-pie -Wl,--build-id=none -Wl,--no-warn-rwx-segments \
+		-Wl,-T,tests/kvm/guest.ld -o $@ $<
+kvmguests: $(KVM_GUESTS)
+
 # The whole tree must also build warning-free with clang.
 clang-check:
 	@mkdir -p build
@@ -78,7 +86,7 @@ guest:
 deps:
 	.ci/deps
 
-test: ember build/ember-asan unit clang-check testguest guest
+test: ember build/ember-asan unit kvmguests clang-check testguest guest
 	tests/run
 
 demo: deps ember guest

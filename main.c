@@ -1,0 +1,400 @@
+/* ember: boot a Linux kernel in a KVM microVM.  Command line, file loading,
+ * console wiring; the VM itself lives in kvm.c, kernel loading in boot/. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "boot/boot.h"
+#include "boottime.h"
+#include "err.h"
+#include "kvm.h"
+#include "kvm_pvm.h"
+#include "platform.h"
+#include "serial.h"
+
+#define MEM_MIN_MIB     8
+#define MEM_MAX_MIB     (1024 * 1024)   /* 1 TiB */
+#define MEM_DEFAULT_MIB 128
+
+/* Prepended to every guest command line.  Each word and why:
+ *   console=ttyS0       the only console is the 16550 at 0x3f8
+ *   reboot=k            reboot through the i8042 reset line, which ends the VM
+ *   panic=-1            a panic reboots at once, so it ends the VM too
+ *   pci=off nomodule    no PCI bus, no modules in a microVM
+ *   io_delay=none       no port-0x80 writes between PIC/PIT accesses
+ *   i8042.*             there is no keyboard controller to probe
+ *   8250.nr_uarts=1     probe only COM1, not three absent UARTs */
+static const char default_cmdline[] =
+	"console=ttyS0 reboot=k panic=-1 pci=off nomodule io_delay=none "
+	"i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd 8250.nr_uarts=1";
+
+static const char usage_text[] =
+"Usage: ember --kernel PATH [options]\n"
+"Boot a Linux kernel (ELF vmlinux or bzImage) in a KVM microVM.\n"
+"\n"
+"  --kernel PATH         kernel image: ELF vmlinux (64-bit or PVH entry) or bzImage\n"
+"  --initrd PATH         initial ramdisk (loaded at the top of low RAM)\n"
+"  --cmdline STR         appended to ember's default kernel command line:\n"
+"                        \"%s\"\n"
+"  --mem MIB             guest RAM in MiB, %d..%d (default %d)\n"
+"  --cpus N              vCPUs, 1..%d (default 1)\n"
+"  --console MODE        stdio (default: guest console on stdout, stdin to the\n"
+"                        guest), none, or file:PATH (output only)\n"
+"  --entry MODE          auto (default), linux64 (64-bit Linux boot protocol)\n"
+"                        or pvh (ELF PVH note)\n"
+"  --boot-time           print boot phases on stderr, in microseconds since exec:\n"
+"                        vm-created, kernel-loaded, first-run, boot-complete\n"
+"                        (the guest wrote 123 to I/O port 0x3f0), exit\n"
+"  --help                this text\n"
+"  --version             print the version\n"
+"\n"
+"The VM ends when the guest reboots or powers off (e.g. reboot -f).\n"
+"On a software KVM (kvm-pvm) ember also appends \"" KVM_PVM_CMDLINE "\".\n"
+"\n"
+"Exit status:\n"
+"  0  the guest rebooted or powered off\n"
+"  1  bad input or setup failure (one line on stderr says what)\n"
+"  2  bad command line\n"
+"  3  the guest stopped with an exit ember cannot handle (registers on stderr)\n"
+"  128+N  ember was killed by signal N\n";
+
+struct options {
+	const char *kernel;
+	const char *initrd;
+	const char *cmdline;
+	uint64_t mem_mib;
+	int cpus;
+	const char *console;
+	enum boot_entry entry;
+	bool boot_time;
+};
+
+struct file_map {
+	const uint8_t *data;
+	size_t len;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, usage_text, default_cmdline, MEM_MIN_MIB, MEM_MAX_MIB,
+		MEM_DEFAULT_MIB, VM_MAX_CPUS);
+}
+
+static void die(int status, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
+
+static void die(int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("ember: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(status);
+}
+
+/* Parse a decimal number in [min, max]; anything else is a usage error. */
+static uint64_t parse_num(const char *opt, const char *s, uint64_t min, uint64_t max)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	if (*s < '0' || *s > '9')
+		die(EXIT_SETUP, "%s '%s': not a number", opt, s);
+	v = strtoull(s, &end, 10);
+	if (*end || errno)
+		die(EXIT_SETUP, "%s '%s': not a number", opt, s);
+	if (v < min || v > max)
+		die(EXIT_SETUP, "%s %llu: must be between %" PRIu64 " and %" PRIu64,
+		    opt, v, min, max);
+	return v;
+}
+
+/* Map a whole input file read-only.  Errors name the option and the path. */
+static struct file_map map_file(const char *opt, const char *path)
+{
+	struct file_map m = { 0 };
+	struct stat st;
+	void *p;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		die(EXIT_SETUP, "%s %s: %s", opt, path, strerror(errno));
+	if (fstat(fd, &st) < 0)
+		die(EXIT_SETUP, "%s %s: %s", opt, path, strerror(errno));
+	if (S_ISDIR(st.st_mode))
+		die(EXIT_SETUP, "%s %s: is a directory", opt, path);
+	if (!S_ISREG(st.st_mode))
+		die(EXIT_SETUP, "%s %s: not a regular file", opt, path);
+	if (st.st_size == 0)
+		die(EXIT_SETUP, "%s %s: file is empty", opt, path);
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (p == MAP_FAILED)
+		die(EXIT_SETUP, "%s %s: %s", opt, path, strerror(errno));
+	close(fd);
+	m.data = p;
+	m.len = (size_t)st.st_size;
+	return m;
+}
+
+static void parse_args(int argc, char **argv, struct options *o)
+{
+	enum { O_KERNEL = 256, O_INITRD, O_CMDLINE, O_MEM, O_CPUS, O_CONSOLE,
+	       O_ENTRY, O_BOOT_TIME, O_HELP, O_VERSION };
+	static const struct option opts[] = {
+		{ "kernel", required_argument, NULL, O_KERNEL },
+		{ "initrd", required_argument, NULL, O_INITRD },
+		{ "cmdline", required_argument, NULL, O_CMDLINE },
+		{ "mem", required_argument, NULL, O_MEM },
+		{ "cpus", required_argument, NULL, O_CPUS },
+		{ "console", required_argument, NULL, O_CONSOLE },
+		{ "entry", required_argument, NULL, O_ENTRY },
+		{ "boot-time", no_argument, NULL, O_BOOT_TIME },
+		{ "help", no_argument, NULL, O_HELP },
+		{ "version", no_argument, NULL, O_VERSION },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	*o = (struct options){ .mem_mib = MEM_DEFAULT_MIB, .cpus = 1,
+			       .console = "stdio", .entry = BOOT_ENTRY_AUTO };
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case O_KERNEL: o->kernel = optarg; break;
+		case O_INITRD: o->initrd = optarg; break;
+		case O_CMDLINE: o->cmdline = optarg; break;
+		case O_MEM: o->mem_mib = parse_num("--mem", optarg, MEM_MIN_MIB, MEM_MAX_MIB); break;
+		case O_CPUS: o->cpus = (int)parse_num("--cpus", optarg, 1, VM_MAX_CPUS); break;
+		case O_CONSOLE: o->console = optarg; break;
+		case O_ENTRY:
+			if (!strcmp(optarg, "auto"))
+				o->entry = BOOT_ENTRY_AUTO;
+			else if (!strcmp(optarg, "linux64"))
+				o->entry = BOOT_ENTRY_LINUX64;
+			else if (!strcmp(optarg, "pvh"))
+				o->entry = BOOT_ENTRY_PVH;
+			else
+				die(EXIT_USAGE, "--entry '%s': expected auto, linux64 or pvh", optarg);
+			break;
+		case O_BOOT_TIME: o->boot_time = true; break;
+		case O_HELP: usage(stdout); exit(0);
+		case O_VERSION: printf("ember %s\n", EMBER_VERSION); exit(0);
+		case ':':
+			die(EXIT_USAGE, "%s needs a value (see ember --help)", argv[optind - 1]);
+		default:
+			die(EXIT_USAGE, "unknown option '%s' (see ember --help)", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		die(EXIT_USAGE, "unexpected argument '%s' (see ember --help)", argv[optind]);
+	if (!o->kernel)
+		die(EXIT_USAGE, "--kernel PATH is required (see ember --help)");
+	if (strcmp(o->console, "stdio") && strcmp(o->console, "none") &&
+	    strncmp(o->console, "file:", 5))
+		die(EXIT_USAGE, "--console '%s': expected stdio, none or file:PATH", o->console);
+	if (!strcmp(o->console, "file:"))
+		die(EXIT_USAGE, "--console file: needs a path");
+}
+
+/* ---- console: stdin in raw mode while the guest runs ---- */
+
+static struct termios saved_tio;
+static bool tio_saved;
+
+static void restore_tty(void)
+{
+	if (tio_saved)
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
+}
+
+static void on_signal(int sig)
+{
+	restore_tty();      /* tcsetattr is async-signal-safe */
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/* Raw input so the guest sees every key, but ISIG stays on: Ctrl-C still
+ * stops ember (and the handler above restores the terminal first). */
+static void raw_tty(void)
+{
+	struct termios t;
+
+	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_tio) < 0)
+		return;
+	tio_saved = true;
+	atexit(restore_tty);
+	t = saved_tio;
+	t.c_iflag &= ~(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON);
+	t.c_lflag &= ~(ECHO | ECHONL | ICANON | IEXTEN);
+	t.c_cc[VMIN] = 1;
+	t.c_cc[VTIME] = 0;
+	tcsetattr(STDIN_FILENO, TCSANOW, &t);
+}
+
+struct console {
+	struct serial *uart;
+	bool eof;
+};
+
+static bool console_want_input(void *opaque)
+{
+	struct console *c = opaque;
+
+	return !c->eof && serial_rx_space(c->uart) > 0;
+}
+
+static void console_input(void *opaque)
+{
+	struct console *c = opaque;
+	uint8_t buf[SERIAL_FIFO_SIZE];
+	size_t room = serial_rx_space(c->uart);
+	ssize_t n;
+
+	if (room > sizeof(buf))
+		room = sizeof(buf);
+	if (room == 0)
+		return;
+	n = read(STDIN_FILENO, buf, room);
+	if (n > 0)
+		serial_rx(c->uart, buf, (size_t)n);   /* room was free: all fit */
+	else if (n == 0 || (errno != EINTR && errno != EAGAIN))
+		c->eof = true;   /* stop polling a closed stdin */
+}
+
+static void console_tick(void *opaque)
+{
+	struct console *c = opaque;
+
+	serial_flush(c->uart);
+}
+
+static void uart_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool is_write)
+{
+	for (uint32_t i = 0; i < len; i++)
+		serial_io(opaque, (uint16_t)(off + i), &data[i], is_write);
+}
+
+static char *build_cmdline(const struct options *o, bool software_kvm)
+{
+	size_t n = sizeof(default_cmdline) + sizeof(KVM_PVM_CMDLINE) + 2 +
+		   (o->cmdline ? strlen(o->cmdline) : 0);
+	char *s = malloc(n);
+
+	if (!s)
+		die(EXIT_SETUP, "out of memory");
+	snprintf(s, n, "%s%s%s%s%s", default_cmdline, software_kvm ? " " : "",
+		 software_kvm ? KVM_PVM_CMDLINE : "", o->cmdline ? " " : "",
+		 o->cmdline ? o->cmdline : "");
+	return s;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o;
+	struct file_map kernel, initrd = { 0 };
+	struct vm vm;
+	struct err e = { { 0 } };
+	struct boot_config bc;
+	struct boot_info bi;
+	struct console con = { 0 };
+	struct vm_console_hooks hooks = { .input_fd = -1 };
+	int out_fd = -1, status;
+	char *cmdline;
+
+	bt_init();
+	parse_args(argc, argv, &o);
+	kernel = map_file("--kernel", o.kernel);
+	if (o.initrd)
+		initrd = map_file("--initrd", o.initrd);
+
+	if (!strcmp(o.console, "stdio")) {
+		out_fd = STDOUT_FILENO;
+	} else if (!strncmp(o.console, "file:", 5)) {
+		out_fd = open(o.console + 5, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (out_fd < 0)
+			die(EXIT_SETUP, "--console %s: %s", o.console, strerror(errno));
+	}
+
+	if (vm_open(&vm, &e) < 0)
+		die(EXIT_SETUP, "%s", e.msg);
+	if (vm.software_kvm)
+		fprintf(stderr, "ember: software KVM (kvm-pvm) detected: completing int3/fwait "
+			"in the VMM, guest command line gets \"%s\"\n", KVM_PVM_CMDLINE);
+	if (vm_create(&vm, o.mem_mib, o.cpus, &e) < 0)
+		die(EXIT_SETUP, "%s", e.msg);
+	bt_mark(BT_VM_CREATED);
+
+	con.uart = serial_new(out_fd, vm_serial_irq, &vm);
+	if (!con.uart)
+		die(EXIT_SETUP, "out of memory");
+	if (bus_register(&vm.pio, SERIAL_COM1_BASE, 8, uart_io, con.uart, "serial", &e) < 0 ||
+	    platform_init(&vm, &e) < 0)
+		die(EXIT_SETUP, "%s", e.msg);
+
+	cmdline = build_cmdline(&o, vm.software_kvm);
+	bc = (struct boot_config){
+		.kernel = kernel.data, .kernel_len = kernel.len,
+		.initrd = initrd.data, .initrd_len = initrd.len,
+		.cmdline = cmdline, .ncpus = o.cpus, .entry = o.entry,
+	};
+	memset(&e, 0, sizeof(e));
+	if (boot_load(&vm.mem, &bc, &bi, &e) < 0) {
+		/* boot_load names the problem; say which input it concerns. */
+		if (strstr(e.msg, "initrd"))
+			die(EXIT_SETUP, "--initrd %s: %s", o.initrd ? o.initrd : "", e.msg);
+		if (strstr(e.msg, "command line"))
+			die(EXIT_SETUP, "--cmdline: %s", e.msg);
+		die(EXIT_SETUP, "--kernel %s: %s", o.kernel, e.msg);
+	}
+	if (vm_set_boot_regs(&vm, &bi, &e) < 0)
+		die(EXIT_SETUP, "%s", e.msg);
+	munmap((void *)kernel.data, kernel.len);
+	if (initrd.data)
+		munmap((void *)initrd.data, initrd.len);
+	free(cmdline);
+	bt_mark(BT_KERNEL_LOADED);
+
+	if (!strcmp(o.console, "stdio")) {
+		raw_tty();
+		hooks.input_fd = STDIN_FILENO;
+		hooks.input = console_input;
+		hooks.want_input = console_want_input;
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
+	signal(SIGPIPE, SIG_IGN);   /* a closed stdout must not kill the VM */
+	hooks.tick = console_tick;
+	hooks.opaque = &con;
+
+	status = vm_run(&vm, &hooks);
+	serial_flush(con.uart);
+	restore_tty();
+	if (o.boot_time) {
+		bt_print();
+		fprintf(stderr, "ember: exits %lu, unclaimed pio %lu, unclaimed mmio %lu\n",
+			(unsigned long)vm.stats.exits, (unsigned long)vm.stats.pio_unclaimed,
+			(unsigned long)vm.stats.mmio_unclaimed);
+		kvm_pvm_print_stats();
+	}
+	vm_destroy(&vm);
+	serial_free(con.uart);
+	if (out_fd > STDERR_FILENO)
+		close(out_fd);
+	return status;
+}

@@ -1,0 +1,30 @@
+# Helpers for integration tests (source it).  Results are lines that
+# tests/run counts: "PASS name", "FAIL name: why", "SKIP name: why".
+# Every script gets EMBER, EMBER_ASAN, TESTGUEST and GUEST_DIR from tests/run.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+EMBER=${EMBER:-$ROOT/ember}
+EMBER_ASAN=${EMBER_ASAN:-$ROOT/build/ember-asan}
+KVMGUEST=$ROOT/build/kvmguest
+
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1: $2"; }
+skip() { echo "SKIP $1: $2"; }
+
+# A scratch directory removed when the script exits.
+TMP=$(mktemp -d /tmp/ember-test.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+
+# have_kvm: /dev/kvm is usable by this user.
+have_kvm() { [ -r /dev/kvm ] && [ -w /dev/kvm ]; }
+
+# run_vm OUT ERR TIMEOUT ARGS... : run ember with a time limit; sets RC.
+run_vm() {
+	local out=$1 err=$2 t=$3
+	shift 3
+	timeout -k 5 "$t" "$@" >"$out" 2>"$err" </dev/null
+	RC=$?
+}
+
+# stderr lines other than ember's one-line software-KVM notice.
+err_lines() { grep -v '^ember: software KVM (kvm-pvm) detected' "$1"; }
