@@ -46,18 +46,21 @@ ember: $(OBJS)
 
 build/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) -c -o $@ $<
 
 build/asan/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -O1 $(SAN) -DEMBER_TEST_BUILD -c -o $@ $<
+	@echo "  CC-SAN  $<"
+	@$(CC) $(CFLAGS) -O1 $(SAN) -DEMBER_TEST_BUILD -c -o $@ $<
 
 build/ember-asan: $(ASAN_OBJS)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 
 build/unit/%: tests/unit/%.c $(ASAN_CORE)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -O1 $(SAN) -o $@ $< $(ASAN_CORE) $(LDLIBS)
+	@echo "  TEST    $<"
+	@$(CC) $(CFLAGS) -O1 $(SAN) -o $@ $< $(ASAN_CORE) $(LDLIBS)
 
 unit: $(UNIT_BINS)
 
