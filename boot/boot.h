@@ -22,9 +22,12 @@
 #include "../mem.h"
 
 #define BOOT_MAX_CPUS 32
+#define BOOT_MSRS_MAX 16 /* room for everything boot_msrs() returns */
 
 enum boot_entry {
-	BOOT_ENTRY_AUTO,    /* 64-bit Linux entry when the image has one, else PVH */
+	BOOT_ENTRY_AUTO,    /* 64-bit Linux entry when the image has one, else PVH;
+			     * every image boot_load accepts (ELF64, bzImage
+			     * >= 2.12 with XLF_KERNEL_64) has one */
 	BOOT_ENTRY_LINUX64, /* Linux x86-64 boot protocol: RSI = zero page */
 	BOOT_ENTRY_PVH,     /* XEN_ELFNOTE_PHYS32_ENTRY: EBX = hvm_start_info */
 };
@@ -54,26 +57,36 @@ struct boot_info {
 };
 
 /* Load everything described by c into m.  Returns 0, or -1 with e naming
- * what is wrong (e.g. "not an ELF or bzImage kernel", "command line is 3000
- * bytes; the kernel accepts at most 2047").  The caller prefixes the path. */
+ * what is wrong (e.g. "not a Linux kernel: no ELF header and no bzImage
+ * setup header", "command line is 3000 bytes; the kernel accepts at most
+ * 2047").  The caller prefixes the path.  Guest RAM is assumed zeroed (a
+ * fresh anonymous mapping): only the structures listed above are written.
+ * Reads c->kernel and c->initrd only within their lengths, for any bytes. */
 int boot_load(const struct guest_mem *m, const struct boot_config *c,
 	      struct boot_info *out, struct err *e);
 
 /* Initial registers of the boot vCPU for bi's entry protocol.  sregs must hold
  * what KVM_GET_SREGS returned; segments, CR0/CR3/CR4, EFER and the GDT base are
  * overwritten (long mode with paging for LINUX64; flat 32-bit protected mode,
- * paging off, for PVH). */
+ * paging off, for PVH).  regs is overwritten entirely.  For vCPU 0 only: the
+ * others wait for the kernel's INIT/SIPI in KVM's in-kernel LAPIC.  Apply
+ * after KVM_SET_CPUID2: KVM refuses EFER.LME in KVM_SET_SREGS unless the
+ * vCPU's CPUID already reports long mode. */
 void boot_vcpu_regs(const struct boot_info *bi, struct kvm_regs *regs,
 		    struct kvm_sregs *sregs);
 
 /* Filter, in place, what KVM_GET_SUPPORTED_CPUID returned into the table for
  * vCPU 'index' of 'ncpus': hypervisor bit set, APIC IDs and topology leaves
  * for ncpus, features ember cannot back cleared.  Returns 0 or -1 with e set
- * when the table lacks a leaf ember needs. */
+ * when the table lacks a leaf ember needs (0 or 1) or index/ncpus are out of
+ * range.  Filter a fresh copy of the supported table for each vCPU; the APIC
+ * ID it writes is 'index', which is what KVM's LAPIC uses when the vCPU was
+ * created with KVM_CREATE_VCPU id 'index'.  No entries are added. */
 int boot_cpuid(struct kvm_cpuid2 *cpuid, int index, int ncpus, struct err *e);
 
 /* MSR values every vCPU starts with (e.g. IA32_MISC_ENABLE with fast
- * strings).  Fills up to max entries of out; returns the count. */
+ * strings).  Fills up to max entries of out; returns the count.  A buffer of
+ * BOOT_MSRS_MAX entries always holds them all.  Set after KVM_SET_CPUID2. */
 size_t boot_msrs(struct kvm_msr_entry *out, size_t max);
 
 #endif
