@@ -232,11 +232,3 @@ void ioapic_eoi(struct ioapic *io, uint8_t vector)
 	}
 	pthread_mutex_unlock(&io->lock);
 }
-
-void ioapic_routes(struct ioapic *io, struct ioapic_msi *routes)
-{
-	pthread_mutex_lock(&io->lock);
-	for (int i = 0; i < IOAPIC_NUM_PINS; i++)
-		routes[i] = rte_msi(io->rte[i]);
-	pthread_mutex_unlock(&io->lock);
-}

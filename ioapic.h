@@ -59,7 +59,4 @@ void ioapic_set_irq(struct ioapic *io, unsigned pin, int level);
  * IRR on level pins with that vector and re-deliver if still asserted. */
 void ioapic_eoi(struct ioapic *io, uint8_t vector);
 
-/* Current route of every pin, for the initial KVM_SET_GSI_ROUTING. */
-void ioapic_routes(struct ioapic *io, struct ioapic_msi *routes);
-
 #endif

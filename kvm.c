@@ -212,7 +212,6 @@ int vm_create(struct vm *vm, uint64_t mem_mib, int ncpus, struct err *e)
 {
 	struct kvm_enable_cap split = { .cap = KVM_CAP_SPLIT_IRQCHIP,
 					.args = { IOAPIC_NUM_PINS } };
-	struct ioapic_msi routes[IOAPIC_NUM_PINS];
 	uint64_t size = mem_mib << 20;
 
 	vm->ncpus = ncpus;
@@ -254,9 +253,9 @@ int vm_create(struct vm *vm, uint64_t mem_mib, int ncpus, struct err *e)
 	vm->ioapic = ioapic_new((uint8_t)ncpus, &ioapic_ops, vm);
 	if (!vm->ioapic)
 		return err_set(e, "out of memory");
-	ioapic_routes(vm->ioapic, routes);
-	if (set_routes(vm, routes) < 0)
-		return err_errno(e, "KVM_SET_GSI_ROUTING");
+	/* No routes yet: every pin starts masked, and KVM_SET_GSI_ROUTING costs
+	 * ~5 ms here (an SRCU grace period), so the first one waits until the
+	 * guest programs a pin. */
 	if (bus_register(&vm->mmio, IOAPIC_BASE, IOAPIC_SIZE, ioapic_mmio,
 			 vm->ioapic, "ioapic", e) < 0)
 		return -1;

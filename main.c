@@ -172,7 +172,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 	*o = (struct options){ .mem_mib = MEM_DEFAULT_MIB, .cpus = 1,
 			       .console = "stdio", .entry = BOOT_ENTRY_AUTO };
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	/* Leading : makes a missing value return : rather than ?. */
+	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		switch (c) {
 		case O_KERNEL: o->kernel = optarg; break;
 		case O_INITRD: o->initrd = optarg; break;
