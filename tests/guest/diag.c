@@ -62,3 +62,13 @@ TESTCASE(diag_virtio, NULL, TF_MANUAL)
 	     t[1] - t[0], t[2] - t[1], t[3] - t[2], t[4] - t[3], t[5] - t[4], t[6] - t[5], t[7] - t[6]);
 	return TEST_PASS;
 }
+
+/* Checks the exception path: a page fault at CPL3 must end this test with
+ * FAIL naming #PF and the address, and the next test must still run. */
+TESTCASE(diag_fault, NULL, TF_MANUAL)
+{
+	volatile uint64_t *p = (volatile uint64_t *)(uintptr_t)0x8000000000ull; /* PML4[1]: unmapped */
+	info("reading %p", (void *)(uintptr_t)p);
+	(void)*p;
+	return fail("read of an unmapped address did not fault");
+}

@@ -30,12 +30,13 @@ VERBOSE=${TESTGUEST_VERBOSE:-0}
 
 # Must match tests/guest/serial.c.
 TX_LINE='serial_tx: The quick brown fox jumps over the lazy dog 0123456789 !"#$%&'"'"'()*+,-./:;<=>?@[\]^_`{|}~'
+TX_IRQ_LINE='serial_tx_irq: sent 16 bytes per THRE interrupt, 0123456789 abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ'
 RX_POLL_LINE='ember-testguest-rx-poll 0123456789 abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ'
 RX_IRQ_LINE='ember-testguest-rx-irq 0123456789 abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ'
 LOOP_TEXT='LOOPBACK-MUST-NOT-APPEAR'
 BLK_ID=TGDISK0
 
-SERIAL_TESTS=(serial_tx serial_loopback serial_regs serial_rx_poll serial_rx_irq)
+SERIAL_TESTS=(serial_tx serial_tx_irq serial_loopback serial_regs serial_rx_poll serial_rx_irq)
 BLK_TESTS=(blk_rw blk_multiseg blk_inflight32 blk_flush blk_getid blk_discard blk_write_zeroes blk_ro)
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/testguest.XXXXXX") || exit 1
@@ -68,7 +69,8 @@ run_vm() {
 	rc=$?
 	exec {rd}<&- {wr}>&-
 	local ms=$((($(date +%s%N) - t0) / 1000000))
-	echo "# $label: exit status $rc after $ms ms: $*"
+	echo "# $label: exit status $rc after $ms ms"
+	[ "$VERBOSE" = 1 ] && echo "# $label: $*"
 	report "$label" "$list" "$rc" "$out" "$err"
 }
 
@@ -83,6 +85,9 @@ report() {
 		PASS)
 			if [ "$t" = serial_tx ] && ! grep -qxF "$TX_LINE" "$out"; then
 				echo "FAIL $label/$t: the known line did not reach the VMM's output intact"
+				bad=1
+			elif [ "$t" = serial_tx_irq ] && ! grep -qxF "$TX_IRQ_LINE" "$out"; then
+				echo "FAIL $label/$t: the interrupt-driven line did not reach the VMM's output intact"
 				bad=1
 			elif [ "$t" = serial_loopback ] && grep -qF "$LOOP_TEXT" "$out"; then
 				echo "FAIL $label/$t: bytes sent in loopback mode reached the VMM's output"
