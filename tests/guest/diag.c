@@ -72,3 +72,26 @@ TESTCASE(diag_fault, NULL, TF_MANUAL)
 	(void)*p;
 	return fail("read of an unmapped address did not fault");
 }
+
+/* Prints the memory map and touches the first and last 8 bytes of every
+ * RAM range above the image (so RAM above 4 GiB must be mapped). */
+TESTCASE(diag_memmap, NULL, TF_MANUAL)
+{
+	extern char __image_end[];
+	for (int i = 0; i < boot.nram; i++) {
+		uint64_t s = boot.ram[i].start, e = boot.ram[i].end;
+		info("RAM [0x%lx, 0x%lx) %lu KiB", s, e, (e - s) >> 10);
+		if (s < (uintptr_t)__image_end)
+			continue;
+		volatile uint64_t *a = (volatile uint64_t *)(uintptr_t)s, *b = (volatile uint64_t *)(uintptr_t)(e - 8);
+		uint64_t va = *a, vb = *b;
+		*a = 0x1234567887654321ull;
+		*b = ~0x1234567887654321ull;
+		bool ok = *a == 0x1234567887654321ull && *b == ~0x1234567887654321ull;
+		*a = va;
+		*b = vb;
+		if (!ok)
+			return fail("RAM range [0x%lx, 0x%lx) did not hold a value", s, e);
+	}
+	return TEST_PASS;
+}

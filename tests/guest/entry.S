@@ -69,6 +69,7 @@ pvh_entry:
 	ljmp	$SEL_KCODE, $pvh64
 	.code64
 pvh64:
+	movl	%esi, %esi		/* upper halves are undefined after the switch */
 	movl	$BOOT_PVH, %edi
 
 common64:
