@@ -10,7 +10,8 @@
  *   - a ud2-based service call (see layout.h) offers halt/sti/cli/reset;
  *     there is no syscall/sysret and no "int $n" (kvm-pvm gives #UD for it).
  * The boot path loads GDT/IDT/CR3/TSS, masks the 8259 and irets to CPL3
- * with IOPL=3 and IF=0 in user_start.
+ * with IOPL=3 and IF=0 in user_start.  kvm-pvm ignores IOPL=3 at CPL3, so
+ * the TSS also has an I/O permission bitmap allowing every port.
  */
 #include "layout.h"
 
