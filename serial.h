@@ -4,11 +4,16 @@
  * serial_io() (called from a vCPU thread on a port-I/O exit), host input
  * through serial_rx() (called from the main thread), and the interrupt line
  * goes out through the set_irq callback given at creation (level: 1 while an
- * enabled interrupt is pending, 0 otherwise; it is called only on changes).
+ * enabled interrupt is pending, 0 otherwise; it is called only on changes,
+ * starting from 0, and regardless of MCR OUT2, as in QEMU).
  * All entry points take the device's internal lock, so they may be called
- * from different threads.  Guest output is buffered and written to out_fd in
- * large writes: when a newline arrives, when the buffer is full, and on
- * serial_flush().  out_fd < 0 discards output (--console none).
+ * from different threads.  set_irq is called with that lock held, so that
+ * level changes arrive in order: it must not call back into serial_*.
+ * Guest output is buffered and written to out_fd in large writes: when a
+ * newline arrives, when the buffer is full, and on serial_flush() and
+ * serial_free().  out_fd < 0 discards output (--console none).  A write that
+ * fails (EAGAIN on a non-blocking fd, EPIPE, ...) drops the buffered bytes
+ * and counts them; the caller should ignore SIGPIPE if out_fd may be a pipe.
  */
 #ifndef EMBER_SERIAL_H
 #define EMBER_SERIAL_H
@@ -33,7 +38,9 @@ void serial_free(struct serial *s);
 void serial_io(struct serial *s, uint16_t offset, uint8_t *data, bool is_write);
 
 /* Offer host input bytes to the receiver; returns how many were accepted
- * (the FIFO holds SERIAL_FIFO_SIZE; the rest must be offered again later). */
+ * (the FIFO holds SERIAL_FIFO_SIZE, or 1 byte while the guest has FIFOs
+ * disabled, and nothing is accepted while the guest has the UART in
+ * loopback; the rest must be offered again later). */
 size_t serial_rx(struct serial *s, const uint8_t *buf, size_t len);
 
 /* Bytes the receiver can accept now. */
@@ -41,5 +48,8 @@ size_t serial_rx_space(struct serial *s);
 
 /* Write out any buffered guest output. */
 void serial_flush(struct serial *s);
+
+/* Guest output bytes lost so far because writing to out_fd failed. */
+uint64_t serial_dropped(struct serial *s);
 
 #endif
