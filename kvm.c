@@ -183,6 +183,8 @@ static int setup_vcpu(struct vm *vm, int i, struct err *e)
 		free(cpuid);
 		return -1;
 	}
+	if (vm->software_kvm)
+		kvm_pvm_cpuid(cpuid);
 	if (ioctl(v->fd, KVM_SET_CPUID2, cpuid) < 0) {
 		err_errno(e, "KVM_SET_CPUID2 on vCPU %d", i);
 		free(cpuid);

@@ -1,6 +1,7 @@
 #include "kvm_pvm.h"
 
 #include <stdatomic.h>
+#include <asm/kvm_para.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -10,6 +11,20 @@ static atomic_ulong n_int3, n_fwait;
 bool kvm_pvm_detect(void)
 {
 	return access("/sys/module/kvm_pvm", F_OK) == 0;
+}
+
+void kvm_pvm_cpuid(struct kvm_cpuid2 *cpuid)
+{
+	/* Each of these makes the guest issue KVM hypercalls (vmcall /
+	 * vmmcall): KVM_HC_KICK_CPU, KVM_HC_SEND_IPI, KVM_HC_SCHED_YIELD and
+	 * KVM_HC_MAP_GPA_RANGE. */
+	const uint32_t hypercall_features =
+		1u << KVM_FEATURE_PV_UNHALT | 1u << KVM_FEATURE_PV_SEND_IPI |
+		1u << KVM_FEATURE_PV_SCHED_YIELD | 1u << KVM_FEATURE_HC_MAP_GPA_RANGE;
+
+	for (uint32_t i = 0; i < cpuid->nent; i++)
+		if (cpuid->entries[i].function == KVM_CPUID_FEATURES)
+			cpuid->entries[i].eax &= ~hypercall_features;
 }
 
 /* Read the opcode byte at the vCPU's RIP: linear address = CS base + RIP,

@@ -8,7 +8,11 @@
  *   - fwait (0x9B): a no-op without x87 exceptions pending: RIP + 1;
  *   - xrstor, clac, popcnt, lock cmpxchg16b cannot be completed by ember, so
  *     the guest is told not to use them: KVM_PVM_CMDLINE is appended to its
- *     command line.
+ *     command line;
+ *   - vmcall never returns, so the KVM paravirtual features that the guest
+ *     drives with hypercalls are hidden in CPUID (kvm_pvm_cpuid()): PV IPIs,
+ *     PV spinlock kicks and PV yield.  An SMP Linux guest otherwise hangs on
+ *     its first PV IPI while bringing up its second CPU.
  * Each completion is counted; the counts are printed with --boot-time.
  */
 #ifndef EMBER_KVM_PVM_H
@@ -22,6 +26,10 @@
 
 /* True when /dev/kvm is kvm-pvm (/sys/module/kvm_pvm exists). */
 bool kvm_pvm_detect(void);
+
+/* Hide the hypercall-driven KVM features (leaf 0x40000001 EAX) in a table
+ * about to be given to KVM_SET_CPUID2.  Call only on software KVM. */
+void kvm_pvm_cpuid(struct kvm_cpuid2 *cpuid);
 
 /* Try to complete the emulation failure that stopped v.  Returns true when
  * the instruction was completed and the vCPU may run again. */
