@@ -507,15 +507,19 @@ int vm_run(struct vm *vm, const struct vm_console_hooks *h)
 	}
 
 	while (atomic_load(&vm->exit_status) == -1) {
-		struct pollfd p[2] = { { .fd = vm->stop_efd, .events = POLLIN },
-				       { .fd = -1, .events = POLLIN } };
+		struct pollfd p[3] = { { .fd = vm->stop_efd, .events = POLLIN },
+				       { .fd = -1, .events = POLLIN },
+				       { .fd = h ? h->wake_fd : -1, .events = POLLIN } };
+		uint64_t n;
 
 		if (h && h->input_fd >= 0 && (!h->want_input || h->want_input(h->opaque)))
 			p[1].fd = h->input_fd;
 		/* The timeout only bounds how long a partial console line can
 		 * sit in the UART's output buffer. */
-		if (poll(p, 2, 50) < 0 && errno != EINTR)
+		if (poll(p, 3, 50) < 0 && errno != EINTR)
 			break;
+		if (p[2].revents & POLLIN)
+			(void)!read(p[2].fd, &n, sizeof(n));
 		if (h && p[1].revents & (POLLIN | POLLHUP | POLLERR) && h->input)
 			h->input(h->opaque);
 		if (h && h->tick)

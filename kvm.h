@@ -103,16 +103,19 @@ void vm_request_stop(struct vm *vm, int status);
  * table).  Used as the serial set_irq callback with opaque = vm. */
 void vm_serial_irq(void *vm, int level);
 
-/* Hook called by vm_run() on the main thread: console_fd >= 0 is polled for
- * input and 'input' is called when it is readable; 'tick' is called at least
- * every few tens of milliseconds (to flush console output).  Either may be
- * NULL. */
+/* Hooks called by vm_run() on the main thread: input_fd >= 0 is polled for
+ * input while want_input() allows and 'input' is called when it is
+ * readable; 'tick' is called at least every few tens of milliseconds (to
+ * flush console output).  Any function may be NULL. */
 struct vm_console_hooks {
 	int input_fd;
 	void (*input)(void *opaque);
 	/* Returns false while input must not be polled (receiver full). */
 	bool (*want_input)(void *opaque);
 	void (*tick)(void *opaque);
+	/* wake_fd >= 0 (an eventfd) is polled and drained: writing it makes
+	 * the loop look at want_input again at once. */
+	int wake_fd;
 	void *opaque;
 };
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <termios.h>
@@ -249,8 +250,18 @@ static void raw_tty(void)
 
 struct console {
 	struct serial *uart;
+	int wake_fd;    /* eventfd: the UART has room for input again */
 	bool eof;
 };
+
+/* UART rx_ready callback (vCPU thread): wake the main loop. */
+static void console_rx_ready(void *opaque)
+{
+	struct console *c = opaque;
+	uint64_t one = 1;
+
+	(void)!write(c->wake_fd, &one, sizeof(one));
+}
 
 static bool console_want_input(void *opaque)
 {
@@ -313,7 +324,7 @@ int main(int argc, char **argv)
 	struct boot_config bc;
 	struct boot_info bi;
 	struct console con = { 0 };
-	struct vm_console_hooks hooks = { .input_fd = -1 };
+	struct vm_console_hooks hooks = { .input_fd = -1, .wake_fd = -1 };
 	int out_fd = -1, status;
 	char *cmdline;
 
@@ -375,6 +386,11 @@ int main(int argc, char **argv)
 		hooks.input_fd = STDIN_FILENO;
 		hooks.input = console_input;
 		hooks.want_input = console_want_input;
+		con.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (con.wake_fd < 0)
+			die(EXIT_SETUP, "eventfd: %s", strerror(errno));
+		hooks.wake_fd = con.wake_fd;
+		serial_set_rx_ready(con.uart, console_rx_ready, &con);
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);

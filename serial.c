@@ -92,6 +92,12 @@ struct serial {
 	uint8_t fcr;            /* FCR_ENABLE and FCR_TRIGGER as programmed */
 	uint8_t msr_delta;      /* MSR bits 3:0, cleared by reading MSR */
 
+	/* The host found the receiver full: tell it through rx_ready once
+	 * space opens, so it need not poll. */
+	bool rx_wanted;
+	void (*rx_ready)(void *opaque);
+	void *rx_opaque;
+
 	uint64_t dropped;
 	size_t out_len;
 	uint8_t out[SERIAL_OUT_SIZE];
@@ -340,6 +346,13 @@ static uint8_t reg_read(struct serial *s, unsigned reg)
 	}
 }
 
+/* In loopback the receiver is cut off from the line (datasheet, MCR4): the
+ * host's input waits for the guest to leave loopback instead of being lost. */
+static size_t rx_space(const struct serial *s)
+{
+	return (s->mcr & MCR_LOOP) ? 0 : rx_capacity(s) - s->rx_count;
+}
+
 void serial_io(struct serial *s, uint16_t offset, uint8_t *data, bool is_write)
 {
 	if (offset > REG_SCR) {
@@ -353,14 +366,13 @@ void serial_io(struct serial *s, uint16_t offset, uint8_t *data, bool is_write)
 	else
 		*data = reg_read(s, offset);
 	update_irq(s);
+	/* An RBR read, an FCR write or leaving loopback can open space. */
+	if (s->rx_wanted && rx_space(s)) {
+		s->rx_wanted = false;
+		if (s->rx_ready)
+			s->rx_ready(s->rx_opaque);
+	}
 	pthread_mutex_unlock(&s->lock);
-}
-
-/* In loopback the receiver is cut off from the line (datasheet, MCR4): the
- * host's input waits for the guest to leave loopback instead of being lost. */
-static size_t rx_space(const struct serial *s)
-{
-	return (s->mcr & MCR_LOOP) ? 0 : rx_capacity(s) - s->rx_count;
 }
 
 size_t serial_rx(struct serial *s, const uint8_t *buf, size_t len)
@@ -384,8 +396,18 @@ size_t serial_rx_space(struct serial *s)
 
 	pthread_mutex_lock(&s->lock);
 	n = rx_space(s);
+	if (n == 0)
+		s->rx_wanted = true;
 	pthread_mutex_unlock(&s->lock);
 	return n;
+}
+
+void serial_set_rx_ready(struct serial *s, void (*fn)(void *opaque), void *opaque)
+{
+	pthread_mutex_lock(&s->lock);
+	s->rx_ready = fn;
+	s->rx_opaque = opaque;
+	pthread_mutex_unlock(&s->lock);
 }
 
 void serial_flush(struct serial *s)

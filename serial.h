@@ -43,8 +43,14 @@ void serial_io(struct serial *s, uint16_t offset, uint8_t *data, bool is_write);
  * loopback; the rest must be offered again later). */
 size_t serial_rx(struct serial *s, const uint8_t *buf, size_t len);
 
-/* Bytes the receiver can accept now. */
+/* Bytes the receiver can accept now.  A 0 answer arms the rx_ready
+ * callback (see serial_set_rx_ready). */
 size_t serial_rx_space(struct serial *s);
+
+/* fn(opaque) is called once, from the vCPU thread with the UART lock held,
+ * when the receiver has space again after serial_rx_space() returned 0, so
+ * the host can wait for it instead of polling.  fn must not call serial_*. */
+void serial_set_rx_ready(struct serial *s, void (*fn)(void *opaque), void *opaque);
 
 /* Write out any buffered guest output. */
 void serial_flush(struct serial *s);
