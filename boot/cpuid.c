@@ -40,10 +40,12 @@ static unsigned id_bits(int n)
 	return b;
 }
 
-static const struct kvm_cpuid_entry2 *find(const struct kvm_cpuid2 *c, uint32_t fn)
+/* Entries without KVM_CPUID_FLAG_SIGNIFCANT_INDEX carry index 0. */
+static const struct kvm_cpuid_entry2 *find_sub(const struct kvm_cpuid2 *c, uint32_t fn,
+						 uint32_t sub)
 {
 	for (uint32_t i = 0; i < c->nent; i++)
-		if (c->entries[i].function == fn)
+		if (c->entries[i].function == fn && c->entries[i].index == sub)
 			return &c->entries[i];
 	return NULL;
 }
@@ -62,13 +64,22 @@ static int is_amd(const struct kvm_cpuid_entry2 *leaf0)
 /* Leaf 0xB/0x1F subleaf: level 0 is SMT (one thread per core, so no APIC id
  * bits and one processor), level 1 is the core level (all ncpus, id_bits
  * wide), every further subleaf invalid, which ends Linux's walk before any
- * die or module level the host may have.  EDX is the x2APIC id in all. */
-static void topology(struct kvm_cpuid_entry2 *t, int index, int ncpus)
+ * die or module level the host may have.  EDX is the x2APIC id in all.
+ * Entries cannot be added, so when the table has no subleaf 1 to hold the
+ * core level (seen on AMD hosts, which report a zeroed subleaf 0 only) the
+ * whole leaf is made invalid instead: with an SMT level alone Linux would
+ * take every vCPU for a package of its own, while with no valid level it
+ * falls back to leaf 1/4 (Intel) or 0x80000008 (AMD), which agree. */
+static void topology(struct kvm_cpuid_entry2 *t, int index, int ncpus, int has_core)
 {
 	uint32_t sub = t->index;
 
 	t->edx = (uint32_t)index;
-	if (sub == 0) {
+	if (!has_core) {
+		t->eax = 0;
+		t->ebx = 0;
+		t->ecx = (CPUID_LEVEL_INVALID << 8) | (sub & 0xff);
+	} else if (sub == 0) {
 		t->eax = 0;
 		t->ebx = 1;
 		t->ecx = (CPUID_LEVEL_SMT << 8) | sub;
@@ -96,7 +107,7 @@ static uint32_t cache_sharing(uint32_t eax, int ncpus)
 
 int boot_cpuid(struct kvm_cpuid2 *cpuid, int index, int ncpus, struct err *e)
 {
-	const struct kvm_cpuid_entry2 *leaf0 = find(cpuid, 0);
+	const struct kvm_cpuid_entry2 *leaf0 = find_sub(cpuid, 0, 0);
 	int amd;
 
 	if (ncpus < 1 || ncpus > BOOT_MAX_CPUS)
@@ -105,7 +116,7 @@ int boot_cpuid(struct kvm_cpuid2 *cpuid, int index, int ncpus, struct err *e)
 		return err_set(e, "vcpu index %d is outside 0..%d", index, ncpus - 1);
 	if (!leaf0)
 		return err_set(e, "kvm's cpuid table lacks leaf 0 (vendor)");
-	if (!find(cpuid, 1))
+	if (!find_sub(cpuid, 1, 0))
 		return err_set(e, "kvm's cpuid table lacks leaf 1 (features)");
 	amd = is_amd(leaf0);
 
@@ -148,7 +159,7 @@ int boot_cpuid(struct kvm_cpuid2 *cpuid, int index, int ncpus, struct err *e)
 			break;
 		case 0xb:
 		case 0x1f:
-			topology(t, index, ncpus);
+			topology(t, index, ncpus, find_sub(cpuid, t->function, 1) != NULL);
 			break;
 		case 0x80000008:
 			/* AMD: ECX[7:0] cores per package minus one,

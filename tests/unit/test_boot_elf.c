@@ -379,6 +379,15 @@ TEST(wrong_class_machine_type)
 	im.eh->e_phnum = 0;
 	expect_error(&im, BOOT_ENTRY_AUTO, "ELF has no program headers");
 	build_elf(&im, 0, 4);
+	im.eh->e_phnum = 100; /* would overflow the loader's segment table */
+	expect_error(&im, BOOT_ENTRY_AUTO, "ELF has 100 program headers; ember supports at most 64");
+	build_elf(&im, 0, 4);
+	im.eh->e_phentsize = 32;
+	expect_error(&im, BOOT_ENTRY_AUTO, "ELF program header size 32 is not 56");
+	build_elf(&im, 0, 4);
+	im.eh->e_ident[EI_DATA] = ELFDATA2MSB;
+	expect_error(&im, BOOT_ENTRY_AUTO, "not little-endian");
+	build_elf(&im, 0, 4);
 	im.ph[0].p_type = PT_NULL;
 	im.ph[1].p_type = PT_NULL;
 	expect_error(&im, BOOT_ENTRY_AUTO, "ELF has no loadable segments");
