@@ -230,8 +230,10 @@ static void on_signal(int sig)
 	raise(sig);
 }
 
-/* Raw input so the guest sees every key, but ISIG stays on: Ctrl-C still
- * stops ember (and the handler above restores the terminal first). */
+/* Raw input so the guest sees every key, but ISIG stays on for Ctrl-C
+ * alone: it stops ember (the handler above restores the terminal first).
+ * Ctrl-Z and Ctrl-\ are disabled as signal keys and reach the guest, so
+ * ember is never suspended or killed with the terminal left raw. */
 static void raw_tty(void)
 {
 	struct termios t;
@@ -245,6 +247,8 @@ static void raw_tty(void)
 	t.c_lflag &= ~(ECHO | ECHONL | ICANON | IEXTEN);
 	t.c_cc[VMIN] = 1;
 	t.c_cc[VTIME] = 0;
+	t.c_cc[VSUSP] = _POSIX_VDISABLE;
+	t.c_cc[VQUIT] = _POSIX_VDISABLE;
 	tcsetattr(STDIN_FILENO, TCSANOW, &t);
 }
 
