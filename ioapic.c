@@ -232,3 +232,15 @@ void ioapic_eoi(struct ioapic *io, uint8_t vector)
 	}
 	pthread_mutex_unlock(&io->lock);
 }
+
+struct ioapic_msi ioapic_pin_route(struct ioapic *io, unsigned pin)
+{
+	struct ioapic_msi m = { .masked = true };
+
+	if (pin >= IOAPIC_NUM_PINS)
+		return m;
+	pthread_mutex_lock(&io->lock);
+	m = rte_msi(io->rte[pin]);
+	pthread_mutex_unlock(&io->lock);
+	return m;
+}

@@ -59,4 +59,11 @@ void ioapic_set_irq(struct ioapic *io, unsigned pin, int level);
  * IRR on level pins with that vector and re-deliver if still asserted. */
 void ioapic_eoi(struct ioapic *io, uint8_t vector);
 
+/* The MSI pin 'pin' sends now (what routes_changed published for it, with
+ * the current mask bit; data bit 15 set = level-triggered).  Out-of-range
+ * pins read as masked.  Lets a device that raises its interrupt through a
+ * KVM irqfd (which bypasses this model) honour the mask and the trigger mode
+ * the guest programmed; see kvm.c vm_irq_raise(). */
+struct ioapic_msi ioapic_pin_route(struct ioapic *io, unsigned pin);
+
 #endif
