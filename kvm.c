@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -480,7 +479,7 @@ static void stop_vcpus(struct vm *vm)
 	}
 }
 
-int vm_run(struct vm *vm, const struct vm_console_hooks *h)
+int vm_run(struct vm *vm, struct loop *loop)
 {
 	struct sigaction sa;
 	sigset_t set, old;
@@ -506,29 +505,82 @@ int vm_run(struct vm *vm, const struct vm_console_hooks *h)
 		v->started = true;
 	}
 
-	while (atomic_load(&vm->exit_status) == -1) {
-		struct pollfd p[3] = { { .fd = vm->stop_efd, .events = POLLIN },
-				       { .fd = -1, .events = POLLIN },
-				       { .fd = h ? h->wake_fd : -1, .events = POLLIN } };
-		uint64_t n;
-
-		if (h && h->input_fd >= 0 && (!h->want_input || h->want_input(h->opaque)))
-			p[1].fd = h->input_fd;
-		/* The timeout only bounds how long a partial console line can
-		 * sit in the UART's output buffer. */
-		if (poll(p, 3, 50) < 0 && errno != EINTR)
-			break;
-		if (p[2].revents & POLLIN)
-			(void)!read(p[2].fd, &n, sizeof(n));
-		if (h && p[1].revents & (POLLIN | POLLHUP | POLLERR) && h->input)
-			h->input(h->opaque);
-		if (h && h->tick)
-			h->tick(h->opaque);
-	}
+	/* The one place the main thread waits from now on: console, virtio
+	 * notifications, disk completions and the stop eventfd. */
+	loop_run(loop, vm->stop_efd);
+	vm_request_stop(vm, EXIT_SETUP);   /* no-op unless the loop itself failed */
 	stop_vcpus(vm);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	bt_mark(BT_EXIT);
 	return atomic_load(&vm->exit_status);
+}
+
+int vm_irq_init(struct vm *vm, struct vm_irq *irq, unsigned pin, struct err *e)
+{
+	struct kvm_irqfd f = { .gsi = pin };
+
+	irq->vm = vm;
+	irq->pin = pin;
+	atomic_init(&irq->raised, 0);
+	atomic_init(&irq->masked, 0);
+	irq->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (irq->fd < 0)
+		return err_errno(e, "eventfd");
+	f.fd = (uint32_t)irq->fd;
+	/* With the split irqchip KVM injects through the GSI's routing entry,
+	 * which set_routes() keeps equal to the guest's redirection entry;
+	 * until the guest programs one there is no route and KVM drops it. */
+	if (ioctl(vm->vm_fd, KVM_IRQFD, &f) < 0)
+		return err_errno(e, "KVM_IRQFD (GSI %u)", pin);
+	return 0;
+}
+
+void vm_irq_raise(void *opaque)
+{
+	struct vm_irq *irq = opaque;
+	struct ioapic_msi r = ioapic_pin_route(irq->vm->ioapic, irq->pin);
+	uint64_t one = 1;
+
+	atomic_fetch_add(&irq->raised, 1);
+	if (r.data & (1u << 15)) {
+		/* Level-triggered: the model holds the line (see kvm.h). */
+		ioapic_set_irq(irq->vm->ioapic, irq->pin, 1);
+		return;
+	}
+	if (r.masked) {
+		atomic_fetch_add(&irq->masked, 1);
+		return;
+	}
+	(void)!write(irq->fd, &one, sizeof(one));
+}
+
+void vm_irq_lower(void *opaque)
+{
+	struct vm_irq *irq = opaque;
+
+	/* Only level pins care; for edge pins this just clears the model's
+	 * input bit. */
+	ioapic_set_irq(irq->vm->ioapic, irq->pin, 0);
+}
+
+void vm_irq_fini(struct vm_irq *irq)
+{
+	if (irq->fd >= 0)
+		close(irq->fd);
+	irq->fd = -1;
+}
+
+int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t len, uint64_t datamatch,
+		 int fd, struct err *e)
+{
+	struct kvm_ioeventfd io = {
+		.datamatch = datamatch, .addr = addr, .len = len, .fd = fd,
+		.flags = KVM_IOEVENTFD_FLAG_DATAMATCH,
+	};
+
+	if (ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0)
+		return err_errno(e, "KVM_IOEVENTFD at 0x%" PRIx64, addr);
+	return 0;
 }
 
 void vm_destroy(struct vm *vm)

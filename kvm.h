@@ -7,8 +7,9 @@
  *                    vCPUs with filtered CPUID and boot MSRs
  *   ...devices register on vm->pio / vm->mmio, the kernel is loaded into
  *   vm->mem, vm_set_boot_regs() sets the boot vCPU's registers...
- *   vm_run()         starts one thread per vCPU and services the console
- *                    until the guest resets, powers off or dies
+ *   vm_run()         starts one thread per vCPU and runs the event loop
+ *                    (loop.h: console, virtio queues, disk I/O) until the
+ *                    guest resets, powers off or dies
  *   vm_destroy()
  *
  * Interrupt controller: KVM's split irqchip (LAPICs in the kernel, the IOAPIC
@@ -30,6 +31,7 @@
 #include "bus.h"
 #include "err.h"
 #include "ioapic.h"
+#include "loop.h"
 #include "mem.h"
 
 #define VM_MAX_CPUS BOOT_MAX_CPUS
@@ -103,24 +105,45 @@ void vm_request_stop(struct vm *vm, int status);
  * table).  Used as the serial set_irq callback with opaque = vm. */
 void vm_serial_irq(void *vm, int level);
 
-/* Hooks called by vm_run() on the main thread: input_fd >= 0 is polled for
- * input while want_input() allows and 'input' is called when it is
- * readable; 'tick' is called at least every few tens of milliseconds (to
- * flush console output).  Any function may be NULL. */
-struct vm_console_hooks {
-	int input_fd;
-	void (*input)(void *opaque);
-	/* Returns false while input must not be polled (receiver full). */
-	bool (*want_input)(void *opaque);
-	void (*tick)(void *opaque);
-	/* wake_fd >= 0 (an eventfd) is polled and drained: writing it makes
-	 * the loop look at want_input again at once. */
-	int wake_fd;
-	void *opaque;
+/* A device interrupt line on IOAPIC pin 'pin', raised from the event loop
+ * without any ioctl: an eventfd registered as a KVM irqfd on GSI = pin.
+ *
+ * The irqfd bypasses the userspace IOAPIC, so vm_irq_raise() consults the
+ * pin's redirection entry first (ioapic_pin_route):
+ *   - masked (or never programmed, which is masked after reset): dropped, as
+ *     a real IOAPIC drops an edge on a masked pin; the device's
+ *     InterruptStatus still says why it interrupted;
+ *   - edge-triggered (what Linux programs for the MP table's ISA-conforming
+ *     pins, and what the test guest programs): one write to the irqfd; KVM
+ *     delivers the MSI that ioapic.c published for GSI = pin, i.e. the
+ *     guest's vector, destination and delivery mode;
+ *   - level-triggered: through the IOAPIC model instead (ioapic_set_irq),
+ *     which keeps the line asserted, honours Remote IRR and re-delivers after
+ *     the EOI until vm_irq_lower() (InterruptStatus acked to 0).
+ * A mask or route change racing with a raise can let one interrupt through
+ * on the old route, like an MSI already in flight on real hardware. */
+struct vm_irq {
+	struct vm *vm;
+	unsigned pin;
+	int fd;                    /* eventfd, KVM irqfd on GSI = pin */
+	atomic_ulong raised, masked;
 };
 
-/* Run every vCPU until the guest ends.  Returns the exit status. */
-int vm_run(struct vm *vm, const struct vm_console_hooks *hooks);
+/* Create the eventfd and register it with KVM_IRQFD.  Fails with e set. */
+int vm_irq_init(struct vm *vm, struct vm_irq *irq, unsigned pin, struct err *e);
+void vm_irq_raise(void *vm_irq);
+void vm_irq_lower(void *vm_irq);
+void vm_irq_fini(struct vm_irq *irq);
+
+/* KVM_IOEVENTFD: a 'len'-byte MMIO write of 'datamatch' to 'addr' signals
+ * eventfd 'fd' inside KVM instead of exiting to ember.  Fails with e set. */
+int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t len, uint64_t datamatch,
+		 int fd, struct err *e);
+
+/* Start one thread per vCPU, then service the event loop on the calling
+ * thread until the guest ends (the stop eventfd fires).  Returns the exit
+ * status. */
+int vm_run(struct vm *vm, struct loop *loop);
 
 /* Stop threads if still running, close fds, unmap RAM. */
 void vm_destroy(struct vm *vm);

@@ -21,8 +21,10 @@
 #include "err.h"
 #include "kvm.h"
 #include "kvm_pvm.h"
+#include "loop.h"
 #include "platform.h"
 #include "serial.h"
+#include "virtio/blk.h"
 
 #define MEM_MIN_MIB     8
 #define MEM_MAX_MIB     (1024 * 1024)   /* 1 TiB */
@@ -54,6 +56,15 @@ static const char usage_text[] =
 "                        guest), none, or file:PATH (output only)\n"
 "  --entry MODE          auto (default), linux64 (64-bit Linux boot protocol)\n"
 "                        or pvh (ELF PVH note)\n"
+"  --disk PATH[,ro][,root][,direct][,serial=ID]\n"
+"                        virtio-blk disk on a file or block device whose size is\n"
+"                        a multiple of 512 (repeatable, at most %d; the guest sees\n"
+"                        /dev/vda, /dev/vdb, ... in this order).  ro: read-only;\n"
+"                        root: add root=/dev/vdX to the command line; direct:\n"
+"                        O_DIRECT (bypass the host page cache); serial=ID: what\n"
+"                        the guest reads as the disk's ID (at most 20 characters,\n"
+"                        default ember-diskN).  The image is locked against a\n"
+"                        second writer\n"
 "  --boot-time           print boot phases on stderr, in microseconds since exec:\n"
 "                        vm-created, kernel-loaded, first-run, boot-complete\n"
 "                        (the guest wrote 123 to I/O port 0x3f0), exit\n"
@@ -79,6 +90,8 @@ struct options {
 	const char *console;
 	enum boot_entry entry;
 	bool boot_time;
+	struct blk_opts disks[BLK_MAX_DISKS];
+	int ndisks;
 };
 
 struct file_map {
@@ -89,7 +102,7 @@ struct file_map {
 static void usage(FILE *f)
 {
 	fprintf(f, usage_text, default_cmdline, MEM_MIN_MIB, MEM_MAX_MIB,
-		MEM_DEFAULT_MIB, VM_MAX_CPUS);
+		MEM_DEFAULT_MIB, VM_MAX_CPUS, BLK_MAX_DISKS);
 }
 
 static void die(int status, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
@@ -154,7 +167,7 @@ static struct file_map map_file(const char *opt, const char *path)
 static void parse_args(int argc, char **argv, struct options *o)
 {
 	enum { O_KERNEL = 256, O_INITRD, O_CMDLINE, O_MEM, O_CPUS, O_CONSOLE,
-	       O_ENTRY, O_BOOT_TIME, O_HELP, O_VERSION };
+	       O_ENTRY, O_BOOT_TIME, O_HELP, O_VERSION, O_DISK };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, O_KERNEL },
 		{ "initrd", required_argument, NULL, O_INITRD },
@@ -164,6 +177,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "console", required_argument, NULL, O_CONSOLE },
 		{ "entry", required_argument, NULL, O_ENTRY },
 		{ "boot-time", no_argument, NULL, O_BOOT_TIME },
+		{ "disk", required_argument, NULL, O_DISK },
 		{ "help", no_argument, NULL, O_HELP },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -193,6 +207,21 @@ static void parse_args(int argc, char **argv, struct options *o)
 				die(EXIT_USAGE, "--entry '%s': expected auto, linux64 or pvh", optarg);
 			break;
 		case O_BOOT_TIME: o->boot_time = true; break;
+		case O_DISK: {
+			struct err e;
+
+			if (o->ndisks == BLK_MAX_DISKS)
+				die(EXIT_SETUP, "--disk %s: too many disks (at most %d)", optarg,
+				    BLK_MAX_DISKS);
+			if (blk_parse(optarg, &o->disks[o->ndisks], &e) < 0)
+				die(EXIT_SETUP, "%s", e.msg);
+			for (int i = 0; i < o->ndisks; i++)
+				if (o->disks[i].root && o->disks[o->ndisks].root)
+					die(EXIT_SETUP, "--disk %s: only one disk can be the root "
+					    "(%s already is)", optarg, o->disks[i].path);
+			o->ndisks++;
+			break;
+		}
 		case O_HELP: usage(stdout); exit(0);
 		case O_VERSION: printf("ember %s\n", EMBER_VERSION); exit(0);
 		case ':':
@@ -305,17 +334,31 @@ static void uart_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, boo
 		serial_io(opaque, (uint16_t)(off + i), &data[i], is_write);
 }
 
+/* ember's defaults, the software-KVM words, one virtio_mmio.device= word
+ * per device (Linux's CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES; slot i as
+ * virtio/mmio.h allocates it), root= for a --disk ...,root, then the user's
+ * --cmdline (last, so it can override any of them). */
 static char *build_cmdline(const struct options *o, bool software_kvm)
 {
 	size_t n = sizeof(default_cmdline) + sizeof(KVM_PVM_CMDLINE) + 2 +
-		   (o->cmdline ? strlen(o->cmdline) : 0);
+		   (o->cmdline ? strlen(o->cmdline) : 0) + 64 * ((size_t)o->ndisks + 1);
 	char *s = malloc(n);
+	size_t len;
 
 	if (!s)
 		die(EXIT_SETUP, "out of memory");
-	snprintf(s, n, "%s%s%s%s%s", default_cmdline, software_kvm ? " " : "",
-		 software_kvm ? KVM_PVM_CMDLINE : "", o->cmdline ? " " : "",
-		 o->cmdline ? o->cmdline : "");
+	len = (size_t)snprintf(s, n, "%s%s%s", default_cmdline, software_kvm ? " " : "",
+			       software_kvm ? KVM_PVM_CMDLINE : "");
+	for (int i = 0; i < o->ndisks; i++)
+		len += (size_t)snprintf(s + len, n - len, " virtio_mmio.device=4K@0x%" PRIx64 ":%u",
+					virtio_mmio_slot_base((unsigned)i),
+					virtio_mmio_slot_pin((unsigned)i));
+	for (int i = 0; i < o->ndisks; i++)
+		if (o->disks[i].root)
+			len += (size_t)snprintf(s + len, n - len, " root=/dev/vd%c %s", 'a' + i,
+						o->disks[i].ro ? "ro" : "rw");
+	if (o->cmdline)
+		snprintf(s + len, n - len, " %s", o->cmdline);
 	return s;
 }
 
@@ -328,7 +371,10 @@ int main(int argc, char **argv)
 	struct boot_config bc;
 	struct boot_info bi;
 	struct console con = { 0 };
-	struct vm_console_hooks hooks = { .input_fd = -1, .wake_fd = -1 };
+	struct loop_console hooks = { .input_fd = -1, .wake_fd = -1 };
+	struct loop loop;
+	struct blk *disks[BLK_MAX_DISKS] = { NULL };
+	struct vm_irq disk_irq[BLK_MAX_DISKS];
 	int out_fd = -1, status;
 	char *cmdline;
 
@@ -337,6 +383,15 @@ int main(int argc, char **argv)
 	kernel = map_file("--kernel", o.kernel);
 	if (o.initrd)
 		initrd = map_file("--initrd", o.initrd);
+	for (int i = 0; i < o.ndisks; i++) {
+		disks[i] = blk_open(&o.disks[i], (unsigned)i, &e);
+		if (!disks[i])
+			die(EXIT_SETUP, "--disk %s: %s", o.disks[i].path, e.msg);
+		for (int j = 0; j < i; j++)
+			if (blk_same_image(disks[i], disks[j]))
+				die(EXIT_SETUP, "--disk %s: the same image as --disk %s", o.disks[i].path,
+				    o.disks[j].path);
+	}
 
 	if (!strcmp(o.console, "stdio")) {
 		out_fd = STDOUT_FILENO;
@@ -361,6 +416,24 @@ int main(int argc, char **argv)
 	if (bus_register(&vm.pio, SERIAL_COM1_BASE, 8, uart_io, con.uart, "serial", &e) < 0 ||
 	    platform_init(&vm, &e) < 0)
 		die(EXIT_SETUP, "%s", e.msg);
+
+	if (loop_init(&loop, 256, &e) < 0)
+		die(EXIT_SETUP, "%s", e.msg);
+	for (int i = 0; i < o.ndisks; i++) {
+		struct virtio_irq irq = { vm_irq_raise, vm_irq_lower, &disk_irq[i] };
+		struct virtio_mmio *t;
+
+		disk_irq[i].fd = -1;
+		if (vm_irq_init(&vm, &disk_irq[i], virtio_mmio_slot_pin((unsigned)i), &e) < 0 ||
+		    blk_attach(disks[i], (unsigned)i, &vm.mem, &loop, &irq, &e) < 0)
+			die(EXIT_SETUP, "--disk %s: %s", o.disks[i].path, e.msg);
+		t = blk_transport(disks[i]);
+		if (vm_ioeventfd(&vm, t->base + VIRTIO_MMIO_QUEUE_NOTIFY, 4, 0, t->q[0].notify_fd,
+				 &e) < 0 ||
+		    bus_register(&vm.mmio, t->base, VIRTIO_MMIO_SIZE, virtio_mmio_io, t,
+				 "virtio-blk", &e) < 0)
+			die(EXIT_SETUP, "--disk %s: %s", o.disks[i].path, e.msg);
+	}
 
 	cmdline = build_cmdline(&o, vm.software_kvm);
 	bc = (struct boot_config){
@@ -402,8 +475,9 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);   /* a closed stdout must not kill the VM */
 	hooks.tick = console_tick;
 	hooks.opaque = &con;
+	loop_set_console(&loop, &hooks);
 
-	status = vm_run(&vm, &hooks);
+	status = vm_run(&vm, &loop);
 	serial_flush(con.uart);
 	restore_tty();
 	if (o.boot_time) {
@@ -412,8 +486,32 @@ int main(int argc, char **argv)
 			(unsigned long)vm.stats.exits, (unsigned long)vm.stats.pio_unclaimed,
 			(unsigned long)vm.stats.mmio_unclaimed);
 		kvm_pvm_print_stats();
+		fprintf(stderr, "ember: io_uring: setup %llu us, %llu waits, %llu sqes, %llu cqes\n",
+			(unsigned long long)(loop.stats.setup_ns / 1000),
+			(unsigned long long)loop.stats.enters, (unsigned long long)loop.stats.sqes,
+			(unsigned long long)loop.stats.cqes);
+		for (int i = 0; i < o.ndisks; i++) {
+			const struct blk_stats *st = blk_get_stats(disks[i]);
+			struct virtio_mmio *t = blk_transport(disks[i]);
+
+			fprintf(stderr, "ember: virtio-blk%d: %lu reads (%lu bytes), %lu writes "
+				"(%lu bytes), %lu flushes, %lu interrupts (%lu while masked), "
+				"%lu bad requests, %lu I/O errors, %lu unaligned direct\n", i,
+				(unsigned long)st->reads, (unsigned long)st->bytes_read,
+				(unsigned long)st->writes, (unsigned long)st->bytes_written,
+				(unsigned long)st->flushes, (unsigned long)t->stats.irqs,
+				(unsigned long)disk_irq[i].masked, (unsigned long)st->bad_requests,
+				(unsigned long)st->io_errors, (unsigned long)st->unaligned);
+		}
 	}
-	vm_destroy(&vm);
+	/* Disk I/O still in flight writes into guest RAM: only unmap it once
+	 * the ring has drained. */
+	if (loop_fini(&loop, 5000) == 0)
+		vm_destroy(&vm);
+	for (int i = 0; i < o.ndisks; i++) {
+		blk_close(disks[i]);
+		vm_irq_fini(&disk_irq[i]);
+	}
 	serial_free(con.uart);
 	if (out_fd > STDERR_FILENO)
 		close(out_fd);

@@ -1,0 +1,864 @@
+/* virtio-blk device model: see blk.h.  Section numbers are virtio 1.2. */
+#include "virtio/blk.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define SECTOR 512u
+
+/* How a write-zeroes range is carried out; blk->zero_mode remembers the
+ * first one the filesystem accepted. */
+enum dwz_mode {
+	DWZ_DISCARD,       /* PUNCH_HOLE for DISCARD */
+	DWZ_ZERO_RANGE,
+	DWZ_PUNCH,         /* PUNCH_HOLE for WRITE_ZEROES */
+	DWZ_WRITE,         /* WRITEV of zeroes */
+};
+
+struct dwz_range {
+	uint64_t off, len;
+	bool unmap;
+};
+
+struct blk_req {
+	struct loop_op op;         /* first: the SQE's user_data */
+	struct blk *b;
+	struct blk_req *next_free;
+	uint32_t gen;              /* queue generation when popped */
+	uint16_t head;
+	uint8_t *status;           /* the status byte, in guest RAM */
+	uint32_t used_len;         /* reported when the request succeeds */
+	uint32_t type;
+	int fd;
+	uint64_t off;              /* file offset of the next transfer */
+	uint64_t left;             /* bytes still to transfer */
+	unsigned iov_first, niov;
+	struct iovec iov[VQ_CHAIN_MAX];
+	enum dwz_mode mode;
+	unsigned nrange, range;
+	struct dwz_range ranges[BLK_DWZ_SEG_MAX];
+};
+
+struct blk {
+	struct blk_opts opts;
+	unsigned index;
+	char name[24];             /* "virtio-blk<N>" */
+	int fd;                    /* the image; O_DIRECT with ,direct */
+	int fd_buffered;           /* ,direct: buffered fd for unaligned I/O; else fd */
+	dev_t st_dev;
+	ino_t st_ino;
+	uint64_t capacity;         /* sectors */
+	uint32_t dio_mem_align, dio_off_align;
+	enum dwz_mode zero_mode;
+	uint8_t config[BLK_CONFIG_SIZE];
+
+	struct virtio_mmio t;
+	struct loop *loop;
+	struct loop_hook hook;
+	struct vq_chain chain;     /* scratch for vq_pop */
+	struct blk_req *reqs, *free;
+	bool dirty;                /* used entries pushed, not yet published */
+	bool starved;              /* stopped popping for want of a request slot */
+	struct blk_stats stats;
+};
+
+/* Zeroes for the write-zeroes fallback. */
+static const uint8_t zero_buf[64 * 1024];
+
+/* ---- options and opening ---- */
+
+int blk_parse(const char *arg, struct blk_opts *o, struct err *e)
+{
+	const char *p = strchr(arg, ',');
+	size_t plen = p ? (size_t)(p - arg) : strlen(arg);
+
+	memset(o, 0, sizeof(*o));
+	if (plen == 0)
+		return err_set(e, "--disk '%s': needs a path before the options", arg);
+	if (plen >= sizeof(o->path))
+		return err_set(e, "--disk: path too long");
+	memcpy(o->path, arg, plen);
+	o->path[plen] = 0;
+	while (p) {
+		const char *opt = p + 1, *end = strchr(opt, ',');
+		size_t n = end ? (size_t)(end - opt) : strlen(opt);
+
+		if (n == 2 && !strncmp(opt, "ro", 2)) {
+			o->ro = true;
+		} else if (n == 4 && !strncmp(opt, "root", 4)) {
+			o->root = true;
+		} else if (n == 6 && !strncmp(opt, "direct", 6)) {
+			o->direct = true;
+		} else if (n >= 7 && !strncmp(opt, "serial=", 7)) {
+			size_t sl = n - 7;
+
+			if (sl == 0 || sl > BLK_SERIAL_MAX)
+				return err_set(e, "--disk %s: serial must be 1 to %d characters",
+					       o->path, BLK_SERIAL_MAX);
+			for (size_t i = 0; i < sl; i++)
+				if (opt[7 + i] < 0x21 || opt[7 + i] > 0x7e)
+					return err_set(e, "--disk %s: serial must be printable "
+						       "ASCII without spaces", o->path);
+			memcpy(o->serial, opt + 7, sl);
+			o->serial[sl] = 0;
+		} else {
+			return err_set(e, "--disk %s: unknown option '%.*s' (expected ro, root, "
+				       "direct or serial=ID)", o->path, (int)n, opt);
+		}
+		p = end;
+	}
+	return 0;
+}
+
+static int dio_alignment(struct blk *b, struct err *e)
+{
+#ifdef STATX_DIOALIGN
+	struct statx sx;
+
+	if (statx(b->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 &&
+	    (sx.stx_mask & STATX_DIOALIGN)) {
+		if (sx.stx_dio_mem_align == 0 || sx.stx_dio_offset_align == 0)
+			return err_set(e, "direct I/O is not supported on this file (drop ,direct)");
+		b->dio_mem_align = sx.stx_dio_mem_align;
+		b->dio_off_align = sx.stx_dio_offset_align;
+		return 0;
+	}
+#endif
+	/* Unknown: assume the strictest common case (4 KiB sectors). */
+	b->dio_mem_align = b->dio_off_align = 4096;
+	return 0;
+}
+
+struct blk *blk_open(const struct blk_opts *o, unsigned index, struct err *e)
+{
+	struct blk *b = calloc(1, sizeof(*b));
+	struct stat st;
+	uint64_t size;
+	int flags = O_CLOEXEC | (o->ro ? O_RDONLY : O_RDWR);
+
+	if (!b) {
+		err_set(e, "out of memory");
+		return NULL;
+	}
+	b->opts = *o;
+	b->index = index;
+	snprintf(b->name, sizeof(b->name), "virtio-blk%u", index);
+	if (!b->opts.serial[0])
+		snprintf(b->opts.serial, sizeof(b->opts.serial), "ember-disk%u", index);
+	b->fd = b->fd_buffered = -1;
+
+	if (stat(o->path, &st) < 0) {
+		err_errno(e, "cannot open");
+		goto fail;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		err_set(e, "is a directory");
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+		err_set(e, "not a regular file or block device");
+		goto fail;
+	}
+	b->fd = open(o->path, flags | (o->direct ? O_DIRECT : 0));
+	if (b->fd < 0) {
+		if (o->direct && errno == EINVAL)
+			err_set(e, "direct I/O (O_DIRECT) is not supported on this filesystem "
+				"(drop ,direct)");
+		else if (!o->ro && (errno == EACCES || errno == EROFS || errno == EPERM))
+			err_errno(e, "cannot open read-write (add ,ro for a read-only disk)");
+		else
+			err_errno(e, "cannot open");
+		goto fail;
+	}
+	if (fstat(b->fd, &st) < 0) {
+		err_errno(e, "fstat");
+		goto fail;
+	}
+	b->st_dev = st.st_dev;
+	b->st_ino = st.st_ino;
+	if (S_ISBLK(st.st_mode)) {
+		if (ioctl(b->fd, BLKGETSIZE64, &size) < 0) {
+			err_errno(e, "BLKGETSIZE64");
+			goto fail;
+		}
+	} else {
+		size = (uint64_t)st.st_size;
+	}
+	if (size == 0) {
+		err_set(e, "is empty (0 bytes)");
+		goto fail;
+	}
+	if (size % SECTOR) {
+		err_set(e, "size %llu bytes is not a multiple of 512", (unsigned long long)size);
+		goto fail;
+	}
+	b->capacity = size / SECTOR;
+	/* Advisory whole-file lock, held as long as the fd: a second VM (or
+	 * tool that uses flock) cannot write the image under us. */
+	if (flock(b->fd, (o->ro ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+		if (errno == EWOULDBLOCK)
+			err_set(e, "is in use by another process (locked)");
+		else
+			err_errno(e, "flock");
+		goto fail;
+	}
+	b->fd_buffered = b->fd;
+	if (o->direct) {
+		if (dio_alignment(b, e) < 0)
+			goto fail;
+		b->fd_buffered = open(o->path, flags);
+		if (b->fd_buffered < 0) {
+			err_errno(e, "cannot open");
+			goto fail;
+		}
+	}
+	b->zero_mode = DWZ_ZERO_RANGE;
+	return b;
+fail:
+	blk_close(b);
+	return NULL;
+}
+
+bool blk_same_image(const struct blk *a, const struct blk *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/* ---- configuration space (§5.2.4) ---- */
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void build_config(struct blk *b)
+{
+	uint8_t *c = b->config;
+	uint32_t bs = SECTOR;
+
+	if (b->opts.direct && b->dio_off_align > SECTOR && b->dio_off_align <= 4096)
+		bs = b->dio_off_align;   /* let the driver issue aligned I/O */
+	memset(c, 0, sizeof(b->config));
+	put32(c + 0, (uint32_t)b->capacity);               /* capacity, le64 */
+	put32(c + 4, (uint32_t)(b->capacity >> 32));
+	put32(c + 12, BLK_SEG_MAX);                        /* seg_max */
+	put32(c + 20, bs);                                 /* blk_size */
+	put32(c + 36, BLK_DWZ_SECTORS_MAX);                /* max_discard_sectors */
+	put32(c + 40, BLK_DWZ_SEG_MAX);                    /* max_discard_seg */
+	put32(c + 44, bs / SECTOR);                        /* discard_sector_alignment */
+	put32(c + 48, BLK_DWZ_SECTORS_MAX);                /* max_write_zeroes_sectors */
+	put32(c + 52, BLK_DWZ_SEG_MAX);                    /* max_write_zeroes_seg */
+	c[56] = 1;   /* write_zeroes_may_unmap: a punched hole reads as zeroes */
+}
+
+/* ---- requests ---- */
+
+static struct vq *queue(struct blk *b)
+{
+	return &b->t.q[0].vq;
+}
+
+static struct blk_req *req_get(struct blk *b)
+{
+	struct blk_req *r = b->free;
+
+	if (r)
+		b->free = r->next_free;
+	return r;
+}
+
+static void req_put(struct blk *b, struct blk_req *r)
+{
+	r->next_free = b->free;
+	b->free = r;
+}
+
+/* Lock held.  Finish r with 'status' and return its chain to the driver. */
+static void finish(struct blk_req *r, uint8_t status)
+{
+	struct blk *b = r->b;
+
+	/* The status byte (and, for reads, the data the kernel wrote before
+	 * posting the CQE) reach the driver through vq_publish()'s release
+	 * store of used->idx. */
+	*r->status = status;
+	vq_push(queue(b), r->head, status == VIRTIO_BLK_S_OK ? r->used_len : 1);
+	b->dirty = true;
+	req_put(b, r);
+}
+
+static void bad_request(struct blk *b, const char *why)
+{
+	atomic_fetch_add(&b->stats.bad_requests, 1);
+	virtio_mmio_log_once(&b->t, "bad request", why);
+}
+
+/* Fill r->iov with bytes [off, off + len) of the chain's readable
+ * (write = false) or writable area.  Returns false when that range is not
+ * entirely there. */
+static bool chain_iov(struct blk_req *r, const struct vq_chain *c, bool write,
+		      uint64_t off, uint64_t len)
+{
+	uint16_t first = write ? c->nread : 0, end = write ? c->nseg : c->nread;
+
+	r->niov = r->iov_first = 0;
+	for (uint16_t i = first; i < end && len; i++) {
+		const struct vq_seg *s = &c->seg[i];
+		uint64_t n;
+
+		if (off >= s->len) {
+			off -= s->len;
+			continue;
+		}
+		n = s->len - off;
+		if (n > len)
+			n = len;
+		r->iov[r->niov].iov_base = s->host + off;
+		r->iov[r->niov].iov_len = n;
+		r->niov++;
+		len -= n;
+		off = 0;
+	}
+	return len == 0;
+}
+
+static bool dio_aligned(const struct blk *b, const struct blk_req *r)
+{
+	if ((r->off | r->left) & (b->dio_off_align - 1))
+		return false;
+	for (unsigned i = 0; i < r->niov; i++)
+		if (((uintptr_t)r->iov[i].iov_base | r->iov[i].iov_len) & (b->dio_mem_align - 1))
+			return false;
+	return true;
+}
+
+static void rw_submit(struct blk_req *r)
+{
+	struct io_uring_sqe *sqe = loop_sqe(r->b->loop, &r->op);
+	unsigned n = r->niov - r->iov_first;
+
+	if (r->type == VIRTIO_BLK_T_IN) {
+		io_uring_prep_readv(sqe, r->fd, &r->iov[r->iov_first], n, r->off);
+	} else {
+		io_uring_prep_writev(sqe, r->fd, &r->iov[r->iov_first], n, r->off);
+		/* §5.2.6.2: without a negotiated FLUSH a completed write must
+		 * be stable, so make each one a data-sync write. */
+		if (!(r->b->t.features & (1ULL << VIRTIO_BLK_F_FLUSH)))
+			sqe->rw_flags = RWF_DSYNC;
+	}
+}
+
+/* Skip the first 'done' bytes of the request's iovecs. */
+static void iov_advance(struct blk_req *r, uint64_t done)
+{
+	while (done && r->iov_first < r->niov) {
+		struct iovec *v = &r->iov[r->iov_first];
+
+		if (done < v->iov_len) {
+			v->iov_base = (uint8_t *)v->iov_base + done;
+			v->iov_len -= done;
+			return;
+		}
+		done -= v->iov_len;
+		r->iov_first++;
+	}
+}
+
+static void host_error(struct blk *b, const char *what, int err)
+{
+	char why[128];
+
+	atomic_fetch_add(&b->stats.io_errors, 1);
+	snprintf(why, sizeof(why), "%s: %s", what, strerror(err));
+	virtio_mmio_log_once(&b->t, "host I/O error (IOERR to the guest)", why);
+}
+
+/* A completion for a request that no longer belongs to the driver (device
+ * or queue reset since, or the VM is stopping): just free its slot.
+ * Lock held. */
+static bool orphaned(struct blk_req *r)
+{
+	struct blk *b = r->b;
+
+	if (r->gen == b->t.q[0].gen && !b->loop->stop)
+		return false;
+	req_put(b, r);
+	return true;
+}
+
+static void rw_done(struct loop_op *op, int res)
+{
+	struct blk_req *r = (struct blk_req *)op;
+	struct blk *b = r->b;
+
+	pthread_mutex_lock(&b->t.lock);
+	if (orphaned(r))
+		goto out;
+	if (res == -EINTR || res == -EAGAIN) {
+		rw_submit(r);
+	} else if (res < 0) {
+		host_error(b, r->type == VIRTIO_BLK_T_IN ? "read" : "write", -res);
+		finish(r, VIRTIO_BLK_S_IOERR);
+	} else if (res == 0) {
+		/* The image shrank under us. */
+		host_error(b, "read", EIO);
+		finish(r, VIRTIO_BLK_S_IOERR);
+	} else {
+		/* Short transfers happen (signals, 2 GiB per call): go on
+		 * with the rest. */
+		r->off += (unsigned)res;
+		r->left -= (unsigned)res;
+		if (r->left) {
+			iov_advance(r, (unsigned)res);
+			rw_submit(r);
+		} else {
+			finish(r, VIRTIO_BLK_S_OK);
+		}
+	}
+out:
+	pthread_mutex_unlock(&b->t.lock);
+}
+
+static void flush_done(struct loop_op *op, int res)
+{
+	struct blk_req *r = (struct blk_req *)op;
+	struct blk *b = r->b;
+
+	pthread_mutex_lock(&b->t.lock);
+	if (!orphaned(r)) {
+		if (res < 0)
+			host_error(b, "fdatasync", -res);
+		finish(r, res < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
+	}
+	pthread_mutex_unlock(&b->t.lock);
+}
+
+static void dwz_submit(struct blk_req *r);
+
+static void dwz_done(struct loop_op *op, int res)
+{
+	struct blk_req *r = (struct blk_req *)op;
+	struct blk *b = r->b;
+	struct dwz_range *g = &r->ranges[r->range];
+
+	pthread_mutex_lock(&b->t.lock);
+	if (orphaned(r))
+		goto out;
+	if (res == -EINTR || res == -EAGAIN) {
+		dwz_submit(r);
+		goto out;
+	}
+	if (res < 0 && (res == -EOPNOTSUPP || res == -EINVAL || res == -ENODEV)) {
+		/* The filesystem lacks this mode: discard is only a hint;
+		 * write zeroes falls back to the next way of zeroing, and
+		 * the disk remembers the fallback for later requests. */
+		if (r->mode == DWZ_DISCARD) {
+			res = 0;
+		} else if (r->mode != DWZ_WRITE) {
+			r->mode = r->mode == DWZ_ZERO_RANGE ? DWZ_PUNCH : DWZ_WRITE;
+			if (b->zero_mode < r->mode)
+				b->zero_mode = r->mode;
+			r->left = g->len;
+			r->off = g->off;
+			dwz_submit(r);
+			goto out;
+		}
+	}
+	if (res < 0) {
+		host_error(b, r->type == VIRTIO_BLK_T_DISCARD ? "discard" : "write zeroes", -res);
+		finish(r, VIRTIO_BLK_S_IOERR);
+		goto out;
+	}
+	if (r->mode == DWZ_WRITE && res > 0) {
+		r->off += (unsigned)res;
+		r->left -= (unsigned)res;
+		if (r->left) {
+			dwz_submit(r);
+			goto out;
+		}
+	} else if (r->mode == DWZ_WRITE) {
+		host_error(b, "write zeroes", EIO);
+		finish(r, VIRTIO_BLK_S_IOERR);
+		goto out;
+	}
+	/* This range is done: next one. */
+	if (++r->range == r->nrange) {
+		finish(r, VIRTIO_BLK_S_OK);
+		goto out;
+	}
+	g = &r->ranges[r->range];
+	r->off = g->off;
+	r->left = g->len;
+	r->mode = r->type == VIRTIO_BLK_T_DISCARD ? DWZ_DISCARD :
+		  g->unmap && b->zero_mode <= DWZ_PUNCH ? DWZ_PUNCH : b->zero_mode;
+	dwz_submit(r);
+out:
+	pthread_mutex_unlock(&b->t.lock);
+}
+
+/* Submit the current range of a discard / write zeroes in r->mode, from
+ * r->off for r->left bytes. */
+static void dwz_submit(struct blk_req *r)
+{
+	struct io_uring_sqe *sqe = loop_sqe(r->b->loop, &r->op);
+
+	switch (r->mode) {
+	case DWZ_DISCARD:
+	case DWZ_PUNCH:
+		io_uring_prep_fallocate(sqe, r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					r->off, r->left);
+		break;
+	case DWZ_ZERO_RANGE:
+		io_uring_prep_fallocate(sqe, r->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+					r->off, r->left);
+		break;
+	case DWZ_WRITE: {
+		uint64_t left = r->left;
+
+		r->niov = 0;
+		while (left && r->niov < 16) {
+			size_t n = left < sizeof(zero_buf) ? (size_t)left : sizeof(zero_buf);
+
+			r->iov[r->niov].iov_base = (void *)zero_buf;
+			r->iov[r->niov].iov_len = n;
+			r->niov++;
+			left -= n;
+		}
+		io_uring_prep_writev(sqe, r->fd, r->iov, r->niov, r->off);
+		if (!(r->b->t.features & (1ULL << VIRTIO_BLK_F_FLUSH)))
+			sqe->rw_flags = RWF_DSYNC;
+		break;
+	}
+	}
+}
+
+/* Validate a DISCARD / WRITE_ZEROES payload (§5.2.6.2) and start it.
+ * Returns a status to finish with now, or -1 when submitted. */
+static int start_dwz(struct blk *b, struct blk_req *r, const struct vq_chain *c)
+{
+	bool wz = r->type == VIRTIO_BLK_T_WRITE_ZEROES;
+	uint64_t plen = c->read_len - 16;
+	int st = VIRTIO_BLK_S_OK;
+
+	if (!(b->t.features & (1ULL << (wz ? VIRTIO_BLK_F_WRITE_ZEROES : VIRTIO_BLK_F_DISCARD))))
+		return VIRTIO_BLK_S_UNSUPP;
+	if (b->opts.ro)
+		return VIRTIO_BLK_S_IOERR;
+	if (plen == 0 || plen % 16 || plen / 16 > BLK_DWZ_SEG_MAX || c->write_len != 1) {
+		bad_request(b, "discard/write zeroes payload is not 1..max_seg ranges of 16 bytes");
+		return VIRTIO_BLK_S_IOERR;
+	}
+	r->nrange = 0;
+	for (unsigned i = 0; i < plen / 16; i++) {
+		struct { uint64_t sector; uint32_t num, flags; } s;
+
+		if (vq_chain_read(c, 16 + 16u * i, &s, sizeof(s)) != sizeof(s))
+			return VIRTIO_BLK_S_IOERR;
+		/* §5.2.6.2: unknown flags, and unmap on a discard, are
+		 * UNSUPP; checked for every range before any is carried out. */
+		if ((s.flags & ~(uint32_t)VIRTIO_BLK_WZ_FLAG_UNMAP) ||
+		    (!wz && (s.flags & VIRTIO_BLK_WZ_FLAG_UNMAP)))
+			st = VIRTIO_BLK_S_UNSUPP;
+		else if (st == VIRTIO_BLK_S_OK &&
+			 (s.num > BLK_DWZ_SECTORS_MAX || s.sector > b->capacity ||
+			  s.num > b->capacity - s.sector))
+			st = VIRTIO_BLK_S_IOERR;
+		if (st == VIRTIO_BLK_S_OK && s.num)
+			r->ranges[r->nrange++] = (struct dwz_range){
+				.off = s.sector * SECTOR, .len = (uint64_t)s.num * SECTOR,
+				.unmap = s.flags & VIRTIO_BLK_WZ_FLAG_UNMAP,
+			};
+	}
+	if (st != VIRTIO_BLK_S_OK)
+		return st;
+	if (wz)
+		atomic_fetch_add(&b->stats.write_zeroes, 1);
+	else
+		atomic_fetch_add(&b->stats.discards, 1);
+	if (r->nrange == 0)
+		return VIRTIO_BLK_S_OK;
+	r->op.done = dwz_done;
+	r->fd = b->fd_buffered;
+	r->range = 0;
+	r->off = r->ranges[0].off;
+	r->left = r->ranges[0].len;
+	r->mode = !wz ? DWZ_DISCARD :
+		  r->ranges[0].unmap && b->zero_mode <= DWZ_PUNCH ? DWZ_PUNCH : b->zero_mode;
+	dwz_submit(r);
+	return -1;
+}
+
+/* IN / OUT (§5.2.6).  Returns a status to finish with now, or -1. */
+static int start_rw(struct blk *b, struct blk_req *r, const struct vq_chain *c, uint64_t sector)
+{
+	bool in = r->type == VIRTIO_BLK_T_IN;
+	uint64_t len;
+
+	/* Header alone readable for IN; status alone writable for OUT. */
+	if (in ? c->read_len != 16 || c->write_len < 1 : c->write_len != 1) {
+		bad_request(b, "request layout does not match its type");
+		return VIRTIO_BLK_S_IOERR;
+	}
+	len = in ? c->write_len - 1 : c->read_len - 16;
+	if (len % SECTOR || len > UINT32_MAX - 1) {
+		bad_request(b, "data length not a multiple of 512 (or over 4 GiB)");
+		return VIRTIO_BLK_S_IOERR;
+	}
+	if (sector > b->capacity || len / SECTOR > b->capacity - sector)
+		return VIRTIO_BLK_S_IOERR;   /* §5.2.6.2: beyond the end */
+	if (!in && b->opts.ro)
+		return VIRTIO_BLK_S_IOERR;   /* §5.2.6.2: VIRTIO_BLK_F_RO */
+	if (!chain_iov(r, c, in, in ? 0 : 16, len))
+		return VIRTIO_BLK_S_IOERR;
+	r->used_len = in ? (uint32_t)len + 1 : 1;
+	if (in) {
+		atomic_fetch_add(&b->stats.reads, 1);
+		atomic_fetch_add(&b->stats.bytes_read, len);
+	} else {
+		atomic_fetch_add(&b->stats.writes, 1);
+		atomic_fetch_add(&b->stats.bytes_written, len);
+	}
+	if (len == 0)
+		return VIRTIO_BLK_S_OK;
+	r->off = sector * SECTOR;
+	r->left = len;
+	r->fd = b->fd;
+	if (b->opts.direct && !dio_aligned(b, r)) {
+		atomic_fetch_add(&b->stats.unaligned, 1);
+		r->fd = b->fd_buffered;
+	}
+	r->op.done = rw_done;
+	rw_submit(r);
+	return -1;
+}
+
+/* GET_ID (§5.2.6): the serial, NUL-padded to 20 bytes, in as much of the
+ * data buffer as there is. */
+static int get_id(struct blk *b, struct blk_req *r, const struct vq_chain *c)
+{
+	uint8_t id[BLK_SERIAL_MAX] = { 0 };
+	uint64_t n = c->write_len - 1;
+
+	if (c->read_len != 16 || c->write_len < 2) {
+		bad_request(b, "GET_ID without a data buffer");
+		return VIRTIO_BLK_S_IOERR;
+	}
+	if (n > BLK_SERIAL_MAX)
+		n = BLK_SERIAL_MAX;
+	memcpy(id, b->opts.serial, strlen(b->opts.serial));
+	if (!chain_iov(r, c, true, 0, n))
+		return VIRTIO_BLK_S_IOERR;
+	for (unsigned i = 0, o = 0; i < r->niov; o += (unsigned)r->iov[i].iov_len, i++)
+		memcpy(r->iov[i].iov_base, id + o, r->iov[i].iov_len);
+	r->used_len = (uint32_t)n + 1;
+	atomic_fetch_add(&b->stats.get_ids, 1);
+	return VIRTIO_BLK_S_OK;
+}
+
+/* Lock held.  Turn one chain into a request. */
+static void start_request(struct blk *b, const struct vq_chain *c)
+{
+	const struct vq_seg *last = &c->seg[c->nseg - 1];
+	struct { uint32_t type, reserved; uint64_t sector; } h;
+	struct blk_req *r;
+	int st;
+
+	/* §5.2.6: the status byte is the last byte of the chain, device-
+	 * writable.  Without one there is no way to answer: return the chain
+	 * with nothing written. */
+	if (!last->write || last->len == 0 || !last->host) {
+		bad_request(b, "no device-writable status byte at the end of the chain");
+		vq_push(queue(b), c->head, 0);
+		b->dirty = true;
+		return;
+	}
+	r = req_get(b);
+	r->head = c->head;
+	r->gen = b->t.q[0].gen;
+	r->status = last->host + last->len - 1;
+	r->used_len = 1;
+	/* The header is copied out once (the guest may rewrite it). */
+	if (c->bad_addr) {
+		bad_request(b, "buffer outside guest RAM");
+		st = VIRTIO_BLK_S_IOERR;
+	} else if (vq_chain_read(c, 0, &h, sizeof(h)) != sizeof(h)) {
+		bad_request(b, "request header shorter than 16 device-readable bytes");
+		st = VIRTIO_BLK_S_IOERR;
+	} else {
+		r->type = h.type;
+		switch (h.type) {
+		case VIRTIO_BLK_T_IN:
+		case VIRTIO_BLK_T_OUT:
+			st = start_rw(b, r, c, h.sector);
+			break;
+		case VIRTIO_BLK_T_FLUSH:
+			atomic_fetch_add(&b->stats.flushes, 1);
+			if (b->opts.ro) {
+				st = VIRTIO_BLK_S_OK;   /* nothing can be unwritten */
+				break;
+			}
+			r->op.done = flush_done;
+			io_uring_prep_fsync(loop_sqe(b->loop, &r->op), b->fd, IORING_FSYNC_DATASYNC);
+			st = -1;
+			break;
+		case VIRTIO_BLK_T_GET_ID:
+			st = get_id(b, r, c);
+			break;
+		case VIRTIO_BLK_T_DISCARD:
+		case VIRTIO_BLK_T_WRITE_ZEROES:
+			st = start_dwz(b, r, c);
+			break;
+		default:
+			st = VIRTIO_BLK_S_UNSUPP;
+			break;
+		}
+	}
+	if (st >= 0)
+		finish(r, (uint8_t)st);
+}
+
+/* Lock held, loop thread.  Pop and start requests until the ring is empty
+ * or every request slot is busy. */
+static void process(struct blk *b)
+{
+	struct vq *q = queue(b);
+	const char *why;
+
+	if (!virtio_mmio_live(&b->t) || !b->t.q[0].ready)
+		return;
+	for (;;) {
+		while (b->free) {
+			int rc = vq_pop(q, &b->chain, &why);
+
+			if (rc == VQ_EMPTY)
+				break;
+			if (rc == VQ_BROKEN) {
+				virtio_mmio_needs_reset(&b->t, why);
+				return;
+			}
+			if (rc == VQ_BAD_CHAIN) {
+				bad_request(b, why);
+				vq_push(q, b->chain.head, 0);
+				b->dirty = true;
+				continue;
+			}
+			start_request(b, &b->chain);
+		}
+		if (!b->free) {
+			/* Resumed from the hook when a request completes. */
+			b->starved = true;
+			return;
+		}
+		if (!vq_arm_notify(q))
+			return;
+	}
+}
+
+static void blk_notify(void *dev, unsigned qi)
+{
+	(void)qi;
+	process(dev);
+}
+
+static void blk_reset(void *dev, int qi)
+{
+	struct blk *b = dev;
+
+	(void)qi;
+	/* Requests in flight stay allocated until their CQE arrives; the
+	 * transport bumped the queue generation, so orphaned() drops them. */
+	b->dirty = false;
+	b->starved = false;
+}
+
+/* End of a loop iteration: publish the used ring once and interrupt once. */
+static void blk_batch(void *opaque)
+{
+	struct blk *b = opaque;
+
+	pthread_mutex_lock(&b->t.lock);
+	if (b->starved && b->free) {
+		b->starved = false;
+		process(b);
+	}
+	if (b->dirty) {
+		b->dirty = false;
+		if (vq_publish(queue(b)))
+			virtio_mmio_interrupt(&b->t, VIRTIO_INT_USED);
+	}
+	pthread_mutex_unlock(&b->t.lock);
+}
+
+static const struct virtio_dev_ops blk_ops = {
+	.device_id = 2,
+	.num_queues = 1,
+	.queue_num_max = BLK_QUEUE_SIZE,
+	.notify = blk_notify,
+	.reset = blk_reset,
+};
+
+int blk_attach(struct blk *b, unsigned slot, const struct guest_mem *mem,
+	       struct loop *loop, const struct virtio_irq *irq, struct err *e)
+{
+	uint64_t f = (1ULL << VIRTIO_F_RING_EVENT_IDX) | (1ULL << VIRTIO_F_RING_INDIRECT_DESC) |
+		     (1ULL << VIRTIO_BLK_F_FLUSH) | (1ULL << VIRTIO_BLK_F_SEG_MAX) |
+		     (1ULL << VIRTIO_BLK_F_BLK_SIZE);
+
+	if (b->opts.ro)
+		f |= 1ULL << VIRTIO_BLK_F_RO;
+	else
+		f |= (1ULL << VIRTIO_BLK_F_DISCARD) | (1ULL << VIRTIO_BLK_F_WRITE_ZEROES);
+	build_config(b);
+	b->reqs = calloc(BLK_QUEUE_SIZE, sizeof(*b->reqs));
+	if (!b->reqs)
+		return err_set(e, "out of memory");
+	for (int i = BLK_QUEUE_SIZE - 1; i >= 0; i--) {
+		b->reqs[i].b = b;
+		req_put(b, &b->reqs[i]);
+	}
+	b->loop = loop;
+	if (virtio_mmio_init(&b->t, b->name, slot, &blk_ops, b, f, b->config,
+			     sizeof(b->config), mem, loop, irq, e) < 0)
+		return -1;
+	loop_add_hook(loop, &b->hook, blk_batch, b);
+	return 0;
+}
+
+struct virtio_mmio *blk_transport(struct blk *b)
+{
+	return &b->t;
+}
+
+uint64_t blk_capacity(const struct blk *b)
+{
+	return b->capacity;
+}
+
+const struct blk_stats *blk_get_stats(const struct blk *b)
+{
+	return &b->stats;
+}
+
+void blk_close(struct blk *b)
+{
+	if (!b)
+		return;
+	virtio_mmio_fini(&b->t);
+	if (b->fd_buffered >= 0 && b->fd_buffered != b->fd)
+		close(b->fd_buffered);
+	if (b->fd >= 0)
+		close(b->fd);
+	free(b->reqs);
+	free(b);
+}

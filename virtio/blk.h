@@ -1,0 +1,118 @@
+/* virtio-blk (virtio 1.2 §5.2) on a host file or block device, serviced
+ * through the event loop's io_uring ring.
+ *
+ * --disk PATH[,ro][,root][,direct][,serial=ID], up to BLK_MAX_DISKS times.
+ * One request queue of up to 256 entries.  Features: VERSION_1,
+ * RING_EVENT_IDX, RING_INDIRECT_DESC, FLUSH, SEG_MAX, BLK_SIZE, and RO on a
+ * read-only disk or DISCARD and WRITE_ZEROES on a writable one.
+ *
+ * Request types (§5.2.6) and what they become on the host, all as SQEs on
+ * the loop's ring, never a synchronous system call:
+ *   IN            READV into the guest's buffers
+ *   OUT           WRITEV from them (with RWF_DSYNC when the driver did not
+ *                 negotiate FLUSH: its writes must then be stable on
+ *                 completion, §5.2.6.2)
+ *   FLUSH         FSYNC with IORING_FSYNC_DATASYNC (fdatasync)
+ *   GET_ID        the serial (no host I/O)
+ *   DISCARD       FALLOCATE PUNCH_HOLE|KEEP_SIZE
+ *   WRITE_ZEROES  FALLOCATE ZERO_RANGE, or PUNCH_HOLE when the driver set
+ *                 the unmap flag; falls back to PUNCH_HOLE and then to
+ *                 writing zeroes where the filesystem lacks a mode
+ * A request the device cannot honour gets VIRTIO_BLK_S_IOERR (bad header,
+ * out-of-range sectors, a length that is not a multiple of 512, a write to a
+ * read-only disk, a host I/O error) or VIRTIO_BLK_S_UNSUPP (unknown type or
+ * flag).  A chain without a writable status byte is returned with used length
+ * 0; a corrupt ring puts the device in NEEDS_RESET (virtio/mmio.h).
+ *
+ * ,direct opens the image with O_DIRECT.  A request whose guest buffers or
+ * sectors do not meet the file's O_DIRECT alignment (statx STATX_DIOALIGN) is
+ * served through a second, buffered descriptor of the same file instead, so
+ * it is neither refused nor torn; Linux keeps the two coherent.
+ *
+ * A writable image is locked with flock(LOCK_EX | LOCK_NB), a read-only one
+ * with LOCK_SH, so two VMs never write one image.
+ */
+#ifndef EMBER_VIRTIO_BLK_H
+#define EMBER_VIRTIO_BLK_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "loop.h"
+#include "mem.h"
+#include "virtio/mmio.h"
+
+#define BLK_MAX_DISKS   8
+#define BLK_SERIAL_MAX  20         /* VIRTIO_BLK_ID_BYTES */
+
+/* Feature bits (§5.2.3). */
+#define VIRTIO_BLK_F_SEG_MAX      2
+#define VIRTIO_BLK_F_RO           5
+#define VIRTIO_BLK_F_BLK_SIZE     6
+#define VIRTIO_BLK_F_FLUSH        9
+#define VIRTIO_BLK_F_DISCARD      13
+#define VIRTIO_BLK_F_WRITE_ZEROES 14
+
+/* Request types and status values (§5.2.6). */
+#define VIRTIO_BLK_T_IN           0
+#define VIRTIO_BLK_T_OUT          1
+#define VIRTIO_BLK_T_FLUSH        4
+#define VIRTIO_BLK_T_GET_ID       8
+#define VIRTIO_BLK_T_DISCARD      11
+#define VIRTIO_BLK_T_WRITE_ZEROES 13
+#define VIRTIO_BLK_S_OK           0
+#define VIRTIO_BLK_S_IOERR        1
+#define VIRTIO_BLK_S_UNSUPP       2
+#define VIRTIO_BLK_WZ_FLAG_UNMAP  1
+
+/* Limits offered in the configuration space. */
+#define BLK_SEG_MAX         (VQ_CHAIN_MAX - 2)  /* data segments per request */
+#define BLK_QUEUE_SIZE      256
+#define BLK_DWZ_SEG_MAX     16                  /* ranges per discard/write zeroes */
+#define BLK_DWZ_SECTORS_MAX 0x400000u           /* 2 GiB per range */
+#define BLK_CONFIG_SIZE     60
+
+struct blk_opts {
+	char path[4096];
+	bool ro, root, direct;
+	char serial[BLK_SERIAL_MAX + 1];   /* "" = default (ember-disk<N>) */
+};
+
+struct blk_stats {
+	atomic_ulong reads, writes, flushes, get_ids, discards, write_zeroes;
+	atomic_ulong bytes_read, bytes_written;
+	atomic_ulong io_errors;    /* host I/O failed: IOERR to the guest */
+	atomic_ulong bad_requests; /* guest sent something invalid */
+	atomic_ulong unaligned;    /* ,direct requests served buffered */
+};
+
+struct blk;
+
+/* Parse one --disk value, "PATH[,ro][,root][,direct][,serial=ID]" (a path
+ * cannot contain a comma).  Fails with e naming the offending option. */
+int blk_parse(const char *arg, struct blk_opts *o, struct err *e);
+
+/* Open, check and lock the image (setup time, synchronous).  index is the
+ * disk's number (default serial).  Fails with e saying what is wrong with
+ * the file, without the "--disk PATH:" prefix the caller adds. */
+struct blk *blk_open(const struct blk_opts *o, unsigned index, struct err *e);
+
+/* True when both were opened on the same file (same device and inode). */
+bool blk_same_image(const struct blk *a, const struct blk *b);
+
+/* Create the virtio device in virtio-mmio slot 'slot', watching its queue on
+ * 'loop' and raising 'irq'.  Register blk_transport(b) on the MMIO bus at
+ * blk_transport(b)->base afterwards. */
+int blk_attach(struct blk *b, unsigned slot, const struct guest_mem *mem,
+	       struct loop *loop, const struct virtio_irq *irq, struct err *e);
+
+struct virtio_mmio *blk_transport(struct blk *b);
+uint64_t blk_capacity(const struct blk *b);          /* in 512-byte sectors */
+const struct blk_stats *blk_get_stats(const struct blk *b);
+
+/* Close the image and free b.  The loop must be finished (loop_fini). */
+void blk_close(struct blk *b);
+
+#endif
