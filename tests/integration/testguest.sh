@@ -9,7 +9,8 @@
 #               serial TGDISK0, and a 1 MiB read-only disk for blk_ro)
 #   qemu-plain  the blk tests again with EVENT_IDX and indirect descriptors
 #               off, for the driver's other notification and ring paths
-#   ember       serial tests (64-bit Linux entry)
+#   ember       serial and virtio-blk tests (64-bit Linux entry)
+#   ember-direct  the blk tests with ,direct disks (O_DIRECT)
 #   ember-pvh   serial tests through the PVH entry
 # Each boot also reports vmm/boot: the VMM exited cleanly (status 0) within
 # TESTGUEST_TIMEOUT seconds and the guest printed its summary line.
@@ -175,13 +176,34 @@ else
 fi
 
 # ---- ember ----
-# Serial tests only until ember has virtio-blk; then add "$blk" and its
-# disk options here, mirroring the QEMU boot above.
+# Serial and blk tests on disks like QEMU's (fresh images: 4 MiB writable
+# with the serial TGDISK0, 1 MiB read-only with the blk_ro sectors), then
+# the blk tests again with ,direct (O_DIRECT, unaligned requests served
+# buffered) where the filesystem allows it.
+ember_disks() { # DIR
+	truncate -s 4M "$1/erw.img"
+	truncate -s 1M "$1/ero.img"
+	for i in 0 1 2 3 4 5 6 7; do
+		printf 'ember-ro-sector-%d\n' "$i" |
+			dd of="$1/ero.img" bs=512 seek="$i" conv=notrunc status=none
+	done
+}
 if [ ! -x "$EMBER" ]; then
-	all_fail ember "$serial" "ember not built ($EMBER)"
+	all_fail ember "$serial,$blk" "ember not built ($EMBER)"
 else
-	run_vm ember "$serial" "$EMBER" --kernel "$TESTGUEST" --console stdio \
-		--cmdline "ember.test=$serial"
+	mkdir -p "$tmp/e1" "$tmp/e2"
+	ember_disks "$tmp/e1"
+	run_vm ember "$serial,$blk" "$EMBER" --kernel "$TESTGUEST" --console stdio \
+		--disk "$tmp/e1/erw.img,serial=$BLK_ID" --disk "$tmp/e1/ero.img,ro" \
+		--cmdline "ember.test=$serial,$blk testguest.blk_id=$BLK_ID"
+	if dd if=/dev/zero of="$tmp/e2/probe" bs=4096 count=1 oflag=direct status=none 2>/dev/null; then
+		ember_disks "$tmp/e2"
+		run_vm ember-direct "$blk" "$EMBER" --kernel "$TESTGUEST" --console stdio \
+			--disk "$tmp/e2/erw.img,serial=$BLK_ID,direct" --disk "$tmp/e2/ero.img,ro,direct" \
+			--cmdline "ember.test=$blk testguest.blk_id=$BLK_ID"
+	else
+		all_skip ember-direct "$blk" "O_DIRECT not supported in ${TMPDIR:-/tmp}"
+	fi
 	run_vm ember-pvh serial_tx,serial_regs "$EMBER" --kernel "$TESTGUEST" --entry pvh \
 		--console stdio --cmdline "ember.test=serial_tx,serial_regs"
 fi
