@@ -203,7 +203,9 @@ int loop_once(struct loop *l, bool wait)
 		rc = io_uring_submit_and_wait(&l->ring, 1);
 		l->stats.enters++;
 	} else {
-		rc = io_uring_submit(&l->ring);
+		/* GETEVENTS without waiting: with COOP_TASKRUN completions
+		 * are only posted when the ring is entered for them. */
+		rc = io_uring_submit_and_get_events(&l->ring);
 	}
 	if (rc > 0)
 		l->stats.sqes += (unsigned)rc;

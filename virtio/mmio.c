@@ -63,7 +63,7 @@ int virtio_mmio_init(struct virtio_mmio *t, const char *name, unsigned slot,
 		return err_set(e, "%s: bad queue layout", name);
 	pthread_mutex_init(&t->lock, NULL);
 	atomic_flag_clear(&t->logged);
-	t->ops = ops;
+	t->ops = ops;   /* from here on virtio_mmio_fini() cleans up */
 	t->dev = dev;
 	t->mem = mem;
 	t->irq = *irq;
@@ -90,13 +90,15 @@ int virtio_mmio_init(struct virtio_mmio *t, const char *name, unsigned slot,
 
 void virtio_mmio_fini(struct virtio_mmio *t)
 {
+	if (!t->ops)
+		return;   /* never initialised (zeroed memory: fds are not 0) */
 	for (unsigned i = 0; i < VIRTIO_MMIO_MAX_QUEUES; i++)
 		if (t->q[i].notify_fd >= 0) {
 			close(t->q[i].notify_fd);
 			t->q[i].notify_fd = -1;
 		}
-	if (t->ops)
-		pthread_mutex_destroy(&t->lock);
+	pthread_mutex_destroy(&t->lock);
+	t->ops = NULL;
 }
 
 bool virtio_mmio_live(const struct virtio_mmio *t)

@@ -177,7 +177,8 @@ int virtio_mmio_init(struct virtio_mmio *t, const char *name, unsigned slot,
 		     const struct guest_mem *mem, struct loop *loop,
 		     const struct virtio_irq *irq, struct err *e);
 
-/* Close the eventfds.  The loop must be finished (loop_fini) first. */
+/* Close the eventfds.  The loop must be finished (loop_fini) first.  Safe on
+ * a zeroed struct that virtio_mmio_init() never saw. */
 void virtio_mmio_fini(struct virtio_mmio *t);
 
 /* Bus handler for [base, base + VIRTIO_MMIO_SIZE) (bus.h), opaque = t. */

@@ -1,0 +1,870 @@
+/* virtio-blk (virtio/blk.c) end to end on fake guest memory: the transport
+ * driven through its registers, requests through a real split ring, the
+ * disk a temporary file served by a real io_uring loop.  Every request type,
+ * malformed chains, a read-only disk, reset with I/O in flight, O_DIRECT with
+ * unaligned buffers, interrupt suppression, and the option/open errors. */
+#define CHECK_FILE "blk"
+#include "../check.h"
+#include "virtio_fake.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "loop.h"
+#include "virtio/blk.h"
+
+#define QNUM     64
+#define DISK_SZ  (1u << 20)               /* 2048 sectors */
+#define CAP      (DISK_SZ / 512)
+#define S_NONE   0xee                     /* status byte before completion */
+
+static struct fake f;
+static struct loop loop;
+static struct blk *b;
+static struct virtio_mmio *t;
+static char path[64];
+static int raised;
+static uint16_t next_desc;
+static uint64_t bump;
+
+static void irq_raise(void *o)
+{
+	raised++;
+}
+
+static void irq_lower(void *o)
+{
+}
+
+static const struct virtio_irq irq = { irq_raise, irq_lower, NULL };
+
+static uint32_t rd(uint64_t off)
+{
+	uint32_t v;
+
+	virtio_mmio_io(t, off, (uint8_t *)&v, 4, false);
+	return v;
+}
+
+static void wr(uint64_t off, uint32_t v)
+{
+	virtio_mmio_io(t, off, (uint8_t *)&v, 4, true);
+}
+
+static uint64_t offered(void)
+{
+	uint64_t lo, hi;
+
+	wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+	lo = rd(VIRTIO_MMIO_DEVICE_FEATURES);
+	wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+	hi = rd(VIRTIO_MMIO_DEVICE_FEATURES);
+	return lo | hi << 32;
+}
+
+/* The driver's initialisation (§3.1.1) with offered & want. */
+static void driver_init(uint64_t want)
+{
+	uint64_t feat = (offered() & want) | (1ULL << VIRTIO_F_VERSION_1);
+
+	wr(VIRTIO_MMIO_STATUS, 0);
+	wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+	wr(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)feat);
+	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+	wr(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(feat >> 32));
+	wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+	   VIRTIO_STATUS_FEATURES_OK);
+	wr(VIRTIO_MMIO_QUEUE_SEL, 0);
+	wr(VIRTIO_MMIO_QUEUE_NUM, QNUM);
+	wr(VIRTIO_MMIO_QUEUE_DESC_LOW, FAKE_DESC);
+	wr(VIRTIO_MMIO_QUEUE_DRIVER_LOW, FAKE_AVAIL);
+	wr(VIRTIO_MMIO_QUEUE_DEVICE_LOW, FAKE_USED);
+	wr(VIRTIO_MMIO_QUEUE_READY, 1);
+	wr(VIRTIO_MMIO_STATUS, rd(VIRTIO_MMIO_STATUS) | VIRTIO_STATUS_DRIVER_OK);
+	memset(f.ram + FAKE_AVAIL, 0, 0x2000);
+	f.avail_idx = 0;
+	next_desc = 0;
+	bump = FAKE_BUF;
+}
+
+static void open_disk(const char *opts, uint64_t want)
+{
+	struct blk_opts o;
+	struct err e;
+	char arg[128];
+	int fd;
+
+	raised = 0;
+	snprintf(path, sizeof(path), "/tmp/ember-test-blk.XXXXXX");
+	fd = mkstemp(path);
+	CHECK(fd >= 0);
+	CHECK_EQ(ftruncate(fd, DISK_SZ), 0);
+	close(fd);
+	fake_init(&f, QNUM);
+	snprintf(arg, sizeof(arg), "%s%s", path, opts);
+	CHECK_EQ(blk_parse(arg, &o, &e), 0);
+	b = blk_open(&o, 0, &e);
+	CHECK(b != NULL);
+	CHECK_EQ(loop_init(&loop, 64, &e), 0);
+	CHECK_EQ(blk_attach(b, 0, &f.m, &loop, &irq, &e), 0);
+	t = blk_transport(b);
+	driver_init(want);
+}
+
+static void close_disk(void)
+{
+	CHECK_EQ(loop_fini(&loop, 2000), 0);
+	blk_close(b);
+	unlink(path);
+	fake_free(&f);
+}
+
+static uint64_t alloc(uint32_t len)
+{
+	uint64_t a = bump;
+
+	bump = (bump + len + 63) & ~63ULL;
+	return a;
+}
+
+struct seg {
+	uint64_t gpa;
+	uint32_t len;
+	bool w;
+};
+
+/* Make a direct chain of n segments available; returns its head. */
+static uint16_t add_chain(const struct seg *s, int n)
+{
+	uint16_t head = next_desc;
+
+	for (int i = 0; i < n; i++) {
+		uint16_t d = (uint16_t)((next_desc + i) % QNUM);
+
+		fake_desc(&f, FAKE_DESC, d, s[i].gpa, s[i].len,
+			  (uint16_t)((s[i].w ? VIRTQ_DESC_F_WRITE : 0) |
+				     (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0)),
+			  (uint16_t)((d + 1) % QNUM));
+	}
+	next_desc = (uint16_t)((next_desc + n) % QNUM);
+	fake_avail(&f, head);
+	return head;
+}
+
+static void kick(void)
+{
+	wr(VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Run the loop until the used index reaches n (or 5 s pass). */
+static bool run_until_used(uint16_t n)
+{
+	uint64_t end = now_ms() + 5000;
+
+	while ((uint16_t)(fake_used_idx(&f) - n) > 0x8000 && now_ms() < end) {
+		loop_once(&loop, false);
+		if ((uint16_t)(fake_used_idx(&f) - n) > 0x8000)
+			usleep(200);
+	}
+	return (uint16_t)(fake_used_idx(&f) - n) <= 0x8000;
+}
+
+/* Let the loop run a little without expecting anything. */
+static void run_idle(void)
+{
+	for (int i = 0; i < 20; i++) {
+		loop_once(&loop, false);
+		usleep(500);
+	}
+}
+
+struct result {
+	int status;                /* status byte, S_NONE if untouched */
+	uint32_t used_len;
+	uint32_t id;
+};
+
+/* Submit one chain, kick, wait for its used entry. */
+static struct result run_chain(const struct seg *s, int n, uint64_t status_gpa)
+{
+	struct result r = { -1, 0, 0 };
+	uint16_t k = fake_used_idx(&f);
+	uint16_t head;
+
+	if (status_gpa)
+		f.ram[status_gpa] = S_NONE;
+	head = add_chain(s, n);
+	kick();
+	if (!run_until_used((uint16_t)(k + 1)))
+		return r;
+	fake_used(&f, k, &r.id, &r.used_len);
+	r.status = status_gpa ? f.ram[status_gpa] : S_NONE;
+	CHECK_EQ(r.id, head);
+	return r;
+}
+
+/* A request: header, one data buffer (device-writable for IN/GET_ID),
+ * status. */
+static struct result request(uint32_t type, uint64_t sector, uint64_t data, uint32_t len)
+{
+	uint64_t h = alloc(16), st = alloc(1);
+	uint32_t hdr[4] = { type, 0, (uint32_t)sector, (uint32_t)(sector >> 32) };
+	bool in = type == VIRTIO_BLK_T_IN || type == VIRTIO_BLK_T_GET_ID;
+	struct seg s[3] = { { h, 16, false }, { data, len, in }, { st, 1, true } };
+
+	memcpy(f.ram + h, hdr, 16);
+	if (len)
+		return run_chain(s, 3, st);
+	s[1] = s[2];
+	return run_chain(s, 2, st);
+}
+
+static void pattern(uint8_t *p, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(i * 7 + seed + (i >> 9));
+}
+
+static void file_read(uint64_t off, void *buf, size_t n)
+{
+	int fd = open(path, O_RDONLY);
+
+	CHECK_EQ(pread(fd, buf, n, (off_t)off), (ssize_t)n);
+	close(fd);
+}
+
+static uint64_t dwz_payload(const uint64_t *sector, const uint32_t *num, const uint32_t *flags, int n)
+{
+	uint64_t p = alloc(16u * (uint32_t)n);
+
+	for (int i = 0; i < n; i++) {
+		memcpy(f.ram + p + 16u * i, &sector[i], 8);
+		memcpy(f.ram + p + 16u * i + 8, &num[i], 4);
+		memcpy(f.ram + p + 16u * i + 12, &flags[i], 4);
+	}
+	return p;
+}
+
+#define ALL_FEATURES (~0ULL)
+
+TEST(write_then_read)
+{
+	uint8_t want[4096], got[4096];
+	uint64_t d;
+	struct result r;
+
+	open_disk("", ALL_FEATURES);
+	d = alloc(4096);
+	pattern(f.ram + d, 4096, 1);
+	memcpy(want, f.ram + d, 4096);
+	r = request(VIRTIO_BLK_T_OUT, 10, d, 4096);
+	CHECK_EQ(r.status, VIRTIO_BLK_S_OK);
+	CHECK_EQ(r.used_len, 1);
+	file_read(10 * 512, got, 4096);
+	CHECK(!memcmp(got, want, 4096));
+	d = alloc(4096);
+	r = request(VIRTIO_BLK_T_IN, 10, d, 4096);
+	CHECK_EQ(r.status, VIRTIO_BLK_S_OK);
+	CHECK_EQ(r.used_len, 4097);
+	CHECK(!memcmp(f.ram + d, want, 4096));
+	/* Last sector, and nothing past it. */
+	CHECK_EQ(request(VIRTIO_BLK_T_IN, CAP - 1, d, 512).status, VIRTIO_BLK_S_OK);
+	CHECK_EQ(request(VIRTIO_BLK_T_IN, CAP - 1, d, 1024).status, VIRTIO_BLK_S_IOERR);
+	CHECK_EQ(request(VIRTIO_BLK_T_IN, CAP, d, 512).status, VIRTIO_BLK_S_IOERR);
+	CHECK_EQ(request(VIRTIO_BLK_T_OUT, UINT64_MAX, d, 512).status, VIRTIO_BLK_S_IOERR);
+	CHECK_EQ(request(VIRTIO_BLK_T_IN, UINT64_MAX / 512, d, 512).status, VIRTIO_BLK_S_IOERR);
+	/* Not a whole number of sectors. */
+	CHECK_EQ(request(VIRTIO_BLK_T_IN, 0, d, 100).status, VIRTIO_BLK_S_IOERR);
+	CHECK_EQ(request(VIRTIO_BLK_T_OUT, 0, d, 513).status, VIRTIO_BLK_S_IOERR);
+	close_disk();
+}
+
+TEST(scatter_gather_and_shared_descriptors)
+{
+	uint8_t want[2048], got[2048];
+	uint64_t h = 0, d1, d2, st;
+	uint32_t hdr[4] = { VIRTIO_BLK_T_OUT, 0, 3, 0 };
+	struct result r;
+
+	open_disk("", ALL_FEATURES);
+	/* Header and first data bytes in one descriptor, odd split. */
+	h = alloc(16 + 700);
+	d2 = alloc(2048 - 700);
+	st = alloc(1);
+	memcpy(f.ram + h, hdr, 16);
+	pattern(want, sizeof(want), 9);
+	memcpy(f.ram + h + 16, want, 700);
+	memcpy(f.ram + d2, want + 700, 2048 - 700);
+	{
+		struct seg s[3] = { { h, 16 + 700, false }, { d2, 2048 - 700, false }, { st, 1, true } };
+
+		r = run_chain(s, 3, st);
+	}
+	CHECK_EQ(r.status, VIRTIO_BLK_S_OK);
+	file_read(3 * 512, got, 2048);
+	CHECK(!memcmp(got, want, 2048));
+	/* Read back with data and status sharing the last descriptor. */
+	hdr[0] = VIRTIO_BLK_T_IN;
+	h = alloc(16);
+	d1 = alloc(1000);
+	d2 = alloc(2048 - 1000 + 1);
+	memcpy(f.ram + h, hdr, 16);
+	{
+		struct seg s[3] = { { h, 16, false }, { d1, 1000, true }, { d2, 2048 - 1000 + 1, true } };
+
+		r = run_chain(s, 3, d2 + 2048 - 1000);
+	}
+	CHECK_EQ(r.status, VIRTIO_BLK_S_OK);
+	CHECK_EQ(r.used_len, 2049);
+	CHECK(!memcmp(f.ram + d1, want, 1000));
+	CHECK(!memcmp(f.ram + d2, want + 1000, 2048 - 1000));
+	close_disk();
+}
+
+TEST(indirect_request)
+{
+	const uint64_t table = 0x8000;
+	uint64_t h, d, st;
+	uint32_t hdr[4] = { VIRTIO_BLK_T_GET_ID, 0, 0, 0 };
+	uint16_t k;
+	uint32_t id, len;
+
+	open_disk(",serial=IND", ALL_FEATURES);
+	h = alloc(16);
+	d = alloc(20);
+	st = alloc(1);
+	memcpy(f.ram + h, hdr, 16);
+	fake_desc(&f, table, 0, h, 16, VIRTQ_DESC_F_NEXT, 1);
+	fake_desc(&f, table, 1, d, 20, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 2);
+	fake_desc(&f, table, 2, st, 1, VIRTQ_DESC_F_WRITE, 0);
+	fake_desc(&f, FAKE_DESC, 5, table, 48, VIRTQ_DESC_F_INDIRECT, 0);
+	k = fake_used_idx(&f);
+	fake_avail(&f, 5);
+	kick();
+	CHECK(run_until_used((uint16_t)(k + 1)));
+	fake_used(&f, k, &id, &len);
+	CHECK_EQ(id, 5);
+	CHECK_EQ(len, 21);
+	CHECK_EQ(f.ram[st], VIRTIO_BLK_S_OK);
+	CHECK(!memcmp(f.ram + d, "IND\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 20));
+	close_disk();
+}
+
+TEST(flush_and_get_id)
+{
+	uint64_t d;
+	struct result r;
+
+	open_disk(",serial=SER-1", ALL_FEATURES);
+	r = request(VIRTIO_BLK_T_FLUSH, 0, 0, 0);
+	CHECK_EQ(r.status, VIRTIO_BLK_S_OK);
+	CHECK_EQ(r.used_len, 1);
+	d = alloc(20);
+	memset(f.ram + d, 0xaa, 20);
+	r = request(VIRTIO_BLK_T_GET_ID, 0, d, 20);
+	CHECK_EQ(r.status, VIRTIO_BLK_S_OK);
+	CHECK_EQ(r.used_len, 21);
+	CHECK(!memcmp(f.ram + d, "SER-1\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 20));
+	/* A short buffer gets what fits. */
+	d = alloc(8);
+	memset(f.ram + d, 0xaa, 9);
+	r = request(VIRTIO_BLK_T_GET_ID, 0, d, 3);
+	CHECK_EQ(r.status, VIRTIO_BLK_S_OK);
+	CHECK_EQ(r.used_len, 4);
+	CHECK(!memcmp(f.ram + d, "SER", 3));
+	/* No data buffer at all. */
+	CHECK_EQ(request(VIRTIO_BLK_T_GET_ID, 0, 0, 0).status, VIRTIO_BLK_S_IOERR);
+	/* Unknown type. */
+	CHECK_EQ(request(99, 0, 0, 0).status, VIRTIO_BLK_S_UNSUPP);
+	CHECK_EQ(request(VIRTIO_BLK_T_IN | 0x80000000u, 0, alloc(512), 512).status,
+		 VIRTIO_BLK_S_UNSUPP);
+	close_disk();
+}
+
+TEST(default_serial)
+{
+	uint64_t d;
+
+	open_disk("", ALL_FEATURES);
+	d = alloc(20);
+	CHECK_EQ(request(VIRTIO_BLK_T_GET_ID, 0, d, 20).status, VIRTIO_BLK_S_OK);
+	CHECK(!strcmp((char *)f.ram + d, "ember-disk0"));
+	close_disk();
+}
+
+/* Write a pattern over sectors [0, 64), apply 'type' to [8, 16) and [40, 44)
+ * with 'flags', and check those read as zero (when 'zero') and the rest
+ * kept the pattern. */
+static void dwz_check(uint32_t type, uint32_t flags, bool zero)
+{
+	uint8_t want[64 * 512], got[64 * 512];
+	uint64_t d = alloc(sizeof(want)), p;
+	uint64_t sec[2] = { 8, 40 };
+	uint32_t num[2] = { 8, 4 }, fl[2] = { flags, flags };
+	struct result r;
+
+	pattern(f.ram + d, sizeof(want), type);
+	memcpy(want, f.ram + d, sizeof(want));
+	CHECK_EQ(request(VIRTIO_BLK_T_OUT, 0, d, sizeof(want)).status, VIRTIO_BLK_S_OK);
+	p = dwz_payload(sec, num, fl, 2);
+	r = request(type, 0, p, 32);
+	CHECK_EQ(r.status, VIRTIO_BLK_S_OK);
+	CHECK_EQ(r.used_len, 1);
+	file_read(0, got, sizeof(got));
+	if (zero) {
+		memset(want + 8 * 512, 0, 8 * 512);
+		memset(want + 40 * 512, 0, 4 * 512);
+	}
+	CHECK(!memcmp(got, want, 8 * 512));
+	CHECK(!memcmp(got + 16 * 512, want + 16 * 512, 24 * 512));
+	CHECK(!memcmp(got + 44 * 512, want + 44 * 512, 20 * 512));
+	if (zero)
+		CHECK(!memcmp(got, want, sizeof(got)));
+}
+
+TEST(discard)
+{
+	uint64_t sec[1] = { 0 }, p;
+	uint32_t num[1] = { 8 }, fl[1] = { VIRTIO_BLK_WZ_FLAG_UNMAP };
+
+	open_disk("", ALL_FEATURES);
+	dwz_check(VIRTIO_BLK_T_DISCARD, 0, true);   /* a punched hole reads as 0 */
+	/* §5.2.6.2: the unmap flag on a discard, and unknown flags: UNSUPP. */
+	p = dwz_payload(sec, num, fl, 1);
+	CHECK_EQ(request(VIRTIO_BLK_T_DISCARD, 0, p, 16).status, VIRTIO_BLK_S_UNSUPP);
+	fl[0] = 4;
+	p = dwz_payload(sec, num, fl, 1);
+	CHECK_EQ(request(VIRTIO_BLK_T_DISCARD, 0, p, 16).status, VIRTIO_BLK_S_UNSUPP);
+	/* Out of range, too long a range, bad payload sizes, too many. */
+	fl[0] = 0;
+	sec[0] = CAP - 4;
+	p = dwz_payload(sec, num, fl, 1);
+	CHECK_EQ(request(VIRTIO_BLK_T_DISCARD, 0, p, 16).status, VIRTIO_BLK_S_IOERR);
+	sec[0] = 0;
+	num[0] = BLK_DWZ_SECTORS_MAX + 1;
+	p = dwz_payload(sec, num, fl, 1);
+	CHECK_EQ(request(VIRTIO_BLK_T_DISCARD, 0, p, 16).status, VIRTIO_BLK_S_IOERR);
+	CHECK_EQ(request(VIRTIO_BLK_T_DISCARD, 0, p, 15).status, VIRTIO_BLK_S_IOERR);
+	CHECK_EQ(request(VIRTIO_BLK_T_DISCARD, 0, 0, 0).status, VIRTIO_BLK_S_IOERR);
+	CHECK_EQ(request(VIRTIO_BLK_T_DISCARD, 0, alloc(16 * 17), 16 * 17).status,
+		 VIRTIO_BLK_S_IOERR);
+	close_disk();
+}
+
+TEST(write_zeroes)
+{
+	uint64_t sec[1] = { 0 }, p;
+	uint32_t num[1] = { 8 }, fl[1] = { 2 };
+
+	open_disk("", ALL_FEATURES);
+	dwz_check(VIRTIO_BLK_T_WRITE_ZEROES, 0, true);
+	dwz_check(VIRTIO_BLK_T_WRITE_ZEROES, VIRTIO_BLK_WZ_FLAG_UNMAP, true);
+	p = dwz_payload(sec, num, fl, 1);
+	CHECK_EQ(request(VIRTIO_BLK_T_WRITE_ZEROES, 0, p, 16).status, VIRTIO_BLK_S_UNSUPP);
+	close_disk();
+}
+
+TEST(discard_not_negotiated)
+{
+	uint64_t sec[1] = { 0 }, p;
+	uint32_t num[1] = { 8 }, fl[1] = { 0 };
+
+	open_disk("", ~((1ULL << VIRTIO_BLK_F_DISCARD) | (1ULL << VIRTIO_BLK_F_WRITE_ZEROES)));
+	p = dwz_payload(sec, num, fl, 1);
+	CHECK_EQ(request(VIRTIO_BLK_T_DISCARD, 0, p, 16).status, VIRTIO_BLK_S_UNSUPP);
+	CHECK_EQ(request(VIRTIO_BLK_T_WRITE_ZEROES, 0, p, 16).status, VIRTIO_BLK_S_UNSUPP);
+	close_disk();
+}
+
+TEST(malformed_chains)
+{
+	uint64_t h = 0, d, st;
+	uint32_t hdr[4] = { VIRTIO_BLK_T_IN, 0, 0, 0 };
+	struct result r;
+
+	open_disk("", ALL_FEATURES);
+	h = alloc(16);
+	d = alloc(512);
+	st = alloc(1);
+	memcpy(f.ram + h, hdr, 16);
+	{	/* Too short: a header and nothing else (no status byte). */
+		struct seg s[1] = { { h, 16, false } };
+
+		r = run_chain(s, 1, 0);
+		CHECK_EQ(r.used_len, 0);
+	}
+	{	/* Header in a device-writable descriptor. */
+		struct seg s[3] = { { h, 16, true }, { d, 512, true }, { st, 1, true } };
+
+		r = run_chain(s, 3, st);
+		CHECK_EQ(r.status, VIRTIO_BLK_S_IOERR);
+		CHECK_EQ(r.used_len, 1);
+	}
+	{	/* Status in a device-readable descriptor: nothing written. */
+		struct seg s[2] = { { h, 16, false }, { st, 1, false } };
+
+		r = run_chain(s, 2, st);
+		CHECK_EQ(r.status, S_NONE);
+		CHECK_EQ(r.used_len, 0);
+	}
+	{	/* Header shorter than 16 bytes. */
+		struct seg s[2] = { { h, 8, false }, { st, 1, true } };
+
+		CHECK_EQ(run_chain(s, 2, st).status, VIRTIO_BLK_S_IOERR);
+	}
+	{	/* Data outside RAM: in the MMIO gap, and wrapping 2^64. */
+		struct seg s[3] = { { h, 16, false }, { 0xfec00000, 512, true }, { st, 1, true } };
+
+		CHECK_EQ(run_chain(s, 3, st).status, VIRTIO_BLK_S_IOERR);
+		s[1].gpa = UINT64_MAX - 100;
+		CHECK_EQ(run_chain(s, 3, st).status, VIRTIO_BLK_S_IOERR);
+		s[1].gpa = FAKE_RAM - 256;
+		CHECK_EQ(run_chain(s, 3, st).status, VIRTIO_BLK_S_IOERR);
+	}
+	{	/* Status byte outside RAM: cannot answer. */
+		struct seg s[3] = { { h, 16, false }, { d, 512, true }, { FAKE_RAM, 1, true } };
+
+		CHECK_EQ(run_chain(s, 3, 0).used_len, 0);
+	}
+	{	/* A descriptor loop: returned with nothing written. */
+		uint16_t k = fake_used_idx(&f), head = next_desc;
+		uint32_t id, len;
+
+		fake_desc(&f, FAKE_DESC, head, h, 16, VIRTQ_DESC_F_NEXT, (uint16_t)(head + 1));
+		fake_desc(&f, FAKE_DESC, (uint16_t)(head + 1), d, 512,
+			  VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, head);
+		next_desc = (uint16_t)(next_desc + 2);
+		fake_avail(&f, head);
+		kick();
+		CHECK(run_until_used((uint16_t)(k + 1)));
+		fake_used(&f, k, &id, &len);
+		CHECK_EQ(id, head);
+		CHECK_EQ(len, 0);
+	}
+	{	/* A bad indirect table (length not a multiple of 16). */
+		uint16_t k = fake_used_idx(&f), head = next_desc;
+		uint32_t id, len;
+
+		fake_desc(&f, FAKE_DESC, head, 0x8000, 17, VIRTQ_DESC_F_INDIRECT, 0);
+		next_desc++;
+		fake_avail(&f, head);
+		kick();
+		CHECK(run_until_used((uint16_t)(k + 1)));
+		fake_used(&f, k, &id, &len);
+		CHECK_EQ(id, head);
+		CHECK_EQ(len, 0);
+	}
+	/* The device still works. */
+	CHECK_EQ(request(VIRTIO_BLK_T_IN, 0, d, 512).status, VIRTIO_BLK_S_OK);
+	CHECK(atomic_load(&blk_get_stats(b)->bad_requests) >= 8);
+	CHECK_EQ(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET, 0);
+	close_disk();
+}
+
+TEST(corrupt_ring_needs_reset)
+{
+	uint64_t d;
+
+	open_disk("", ALL_FEATURES);
+	fake_avail(&f, QNUM + 3);                 /* head beyond the queue */
+	kick();
+	run_idle();
+	CHECK(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_INT_CONFIG);
+	CHECK(raised >= 1);
+	CHECK_EQ(fake_used_idx(&f), 0);
+	/* Further requests are not looked at... */
+	d = alloc(512);
+	f.avail_idx = 0;
+	fake_set16(&f, FAKE_AVAIL + 2, 0);
+	driver_init(ALL_FEATURES);                 /* ...until the driver resets */
+	CHECK_EQ(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET, 0);
+	CHECK_EQ(request(VIRTIO_BLK_T_IN, 0, d, 512).status, VIRTIO_BLK_S_OK);
+	/* The available index running more than a queue ahead. */
+	fake_set16(&f, FAKE_AVAIL + 2, (uint16_t)(f.avail_idx + QNUM + 1));
+	kick();
+	run_idle();
+	CHECK(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+	close_disk();
+}
+
+TEST(read_only_disk)
+{
+	uint8_t before[512], after[512];
+	uint64_t d, sec[1] = { 0 }, p;
+	uint32_t num[1] = { 1 }, fl[1] = { 0 };
+
+	open_disk(",ro", ALL_FEATURES);
+	CHECK(offered() & (1ULL << VIRTIO_BLK_F_RO));
+	CHECK(!(offered() & (1ULL << VIRTIO_BLK_F_DISCARD)));
+	d = alloc(512);
+	file_read(512, before, 512);
+	memset(f.ram + d, 0x5a, 512);
+	CHECK_EQ(request(VIRTIO_BLK_T_OUT, 1, d, 512).status, VIRTIO_BLK_S_IOERR);
+	file_read(512, after, 512);
+	CHECK(!memcmp(before, after, 512));
+	CHECK_EQ(request(VIRTIO_BLK_T_IN, 1, d, 512).status, VIRTIO_BLK_S_OK);
+	CHECK_EQ(request(VIRTIO_BLK_T_FLUSH, 0, 0, 0).status, VIRTIO_BLK_S_OK);
+	p = dwz_payload(sec, num, fl, 1);
+	CHECK_EQ(request(VIRTIO_BLK_T_DISCARD, 0, p, 16).status, VIRTIO_BLK_S_UNSUPP);
+	close_disk();
+}
+
+TEST(reset_with_request_in_flight)
+{
+	uint64_t h, d, st;
+	uint32_t hdr[4] = { VIRTIO_BLK_T_IN, 0, 0, 0 };
+
+	open_disk("", ALL_FEATURES);
+	h = alloc(16);
+	d = alloc(256 * 1024);
+	st = alloc(1);
+	memcpy(f.ram + h, hdr, 16);
+	f.ram[st] = S_NONE;
+	{
+		struct seg s[3] = { { h, 16, false }, { d, 256 * 1024, true }, { st, 1, true } };
+
+		add_chain(s, 3);
+	}
+	kick();
+	/* One iteration: the notify is seen and the read queued on the ring. */
+	loop_once(&loop, false);
+	wr(VIRTIO_MMIO_STATUS, 0);
+	run_idle();
+	CHECK_EQ(atomic_load(&blk_get_stats(b)->reads), 1);   /* it was started */
+	CHECK_EQ(fake_used_idx(&f), 0);          /* the orphan never reached the ring */
+	CHECK_EQ(f.ram[st], S_NONE);
+	CHECK_EQ(rd(VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+	/* Set up again: the slot came back and the device works. */
+	driver_init(ALL_FEATURES);
+	CHECK_EQ(request(VIRTIO_BLK_T_IN, 0, d, 512).status, VIRTIO_BLK_S_OK);
+	close_disk();
+}
+
+TEST(without_flush_writes_are_synchronous)
+{
+	uint8_t got[512];
+	uint64_t d;
+
+	open_disk("", ~(1ULL << VIRTIO_BLK_F_FLUSH));
+	CHECK(!(t->features & (1ULL << VIRTIO_BLK_F_FLUSH)));
+	d = alloc(512);
+	memset(f.ram + d, 0x3c, 512);
+	CHECK_EQ(request(VIRTIO_BLK_T_OUT, 5, d, 512).status, VIRTIO_BLK_S_OK);
+	file_read(5 * 512, got, 512);
+	CHECK(!memcmp(got, f.ram + d, 512));
+	close_disk();
+}
+
+TEST(direct_with_unaligned_buffers)
+{
+	uint8_t want[8192], got[8192];
+	uint64_t d;
+
+	open_disk(",direct", ALL_FEATURES);
+	d = alloc(8192 + 4096) + 1;                /* odd address */
+	pattern(f.ram + d, 8192, 3);
+	memcpy(want, f.ram + d, 8192);
+	CHECK_EQ(request(VIRTIO_BLK_T_OUT, 16, d, 8192).status, VIRTIO_BLK_S_OK);
+	CHECK(atomic_load(&blk_get_stats(b)->unaligned) >= 1);
+	d = (alloc(8192 + 4096) + 4095) & ~4095ULL;  /* aligned: O_DIRECT */
+	CHECK_EQ(request(VIRTIO_BLK_T_IN, 16, d, 8192).status, VIRTIO_BLK_S_OK);
+	CHECK(!memcmp(f.ram + d, want, 8192));
+	file_read(16 * 512, got, 8192);
+	CHECK(!memcmp(got, want, 8192));
+	/* Odd sector (when the filesystem wants 4 KiB alignment) and odd
+	 * length read: still right. */
+	d = alloc(4096) + 3;
+	CHECK_EQ(request(VIRTIO_BLK_T_IN, 17, d, 1024).status, VIRTIO_BLK_S_OK);
+	CHECK(!memcmp(f.ram + d, want + 512, 1024));
+	close_disk();
+}
+
+TEST(interrupts_once_per_batch_and_event_idx)
+{
+	uint64_t d = 0;
+	uint16_t k;
+
+	open_disk("", ALL_FEATURES);
+	CHECK(t->features & (1ULL << VIRTIO_F_RING_EVENT_IDX));
+	/* Eight requests, one kick: they complete in one or a few batches,
+	 * each batch raising the interrupt at most once. */
+	fake_set_used_event(&f, 0);
+	raised = 0;
+	for (int i = 0; i < 8; i++) {
+		uint64_t h = alloc(16), st = alloc(1);
+		uint32_t hdr[4] = { VIRTIO_BLK_T_FLUSH, 0, 0, 0 };
+		struct seg s[2] = { { h, 16, false }, { st, 1, true } };
+
+		memcpy(f.ram + h, hdr, 16);
+		add_chain(s, 2);
+	}
+	kick();
+	CHECK(run_until_used(8));
+	CHECK(raised >= 1 && raised <= 8);
+	CHECK(rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_INT_USED);
+	wr(VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_INT_USED);
+	/* The driver asks for no interrupt until far ahead: none comes. */
+	fake_set_used_event(&f, 1000);
+	raised = 0;
+	d = alloc(512);
+	CHECK_EQ(request(VIRTIO_BLK_T_IN, 0, d, 512).status, VIRTIO_BLK_S_OK);
+	CHECK_EQ(raised, 0);
+	/* used_event = the index of the next entry: interrupt. */
+	fake_set_used_event(&f, fake_used_idx(&f));
+	CHECK_EQ(request(VIRTIO_BLK_T_IN, 0, d, 512).status, VIRTIO_BLK_S_OK);
+	CHECK_EQ(raised, 1);
+	/* The device asks to be notified at the next available entry. */
+	k = fake_avail_event(&f);
+	CHECK_EQ(k, f.avail_idx);
+	close_disk();
+}
+
+TEST(no_interrupt_flag_without_event_idx)
+{
+	uint64_t d;
+
+	open_disk("", ~(1ULL << VIRTIO_F_RING_EVENT_IDX));
+	d = alloc(512);
+	fake_set16(&f, FAKE_AVAIL, VIRTQ_AVAIL_F_NO_INTERRUPT);
+	raised = 0;
+	CHECK_EQ(request(VIRTIO_BLK_T_IN, 0, d, 512).status, VIRTIO_BLK_S_OK);
+	CHECK_EQ(raised, 0);
+	fake_set16(&f, FAKE_AVAIL, 0);
+	CHECK_EQ(request(VIRTIO_BLK_T_IN, 0, d, 512).status, VIRTIO_BLK_S_OK);
+	CHECK_EQ(raised, 1);
+	close_disk();
+}
+
+TEST(many_requests_in_flight)
+{
+	/* More chains than there are descriptors for at once, in waves, all
+	 * answered; the queue wraps several times. */
+	uint64_t d;
+
+	open_disk("", ALL_FEATURES);
+	d = alloc(QNUM * 512);
+	for (int wave = 0; wave < 5; wave++) {
+		uint16_t k = fake_used_idx(&f);
+		uint64_t st0 = bump;
+
+		for (int i = 0; i < QNUM / 4; i++) {
+			uint64_t h = alloc(16), st = alloc(1);
+			uint32_t hdr[4] = { wave & 1 ? VIRTIO_BLK_T_IN : VIRTIO_BLK_T_OUT, 0,
+					    (uint32_t)(i * 8), 0 };
+			struct seg s[3] = { { h, 16, false }, { d + 512u * i, 512, !!(wave & 1) },
+					    { st, 1, true } };
+
+			memcpy(f.ram + h, hdr, 16);
+			f.ram[st] = S_NONE;
+			add_chain(s, 3);
+		}
+		kick();
+		CHECK(run_until_used((uint16_t)(k + QNUM / 4)));
+		for (int i = 0; i < QNUM / 4; i++)
+			CHECK_EQ(f.ram[st0 + 128u * i + 64], VIRTIO_BLK_S_OK);
+	}
+	close_disk();
+}
+
+TEST(option_parsing)
+{
+	struct blk_opts o;
+	struct err e;
+
+	CHECK_EQ(blk_parse("a.img,ro,root,direct,serial=ABC", &o, &e), 0);
+	CHECK(!strcmp(o.path, "a.img"));
+	CHECK(o.ro && o.root && o.direct);
+	CHECK(!strcmp(o.serial, "ABC"));
+	CHECK_EQ(blk_parse("b.img", &o, &e), 0);
+	CHECK(!o.ro && !o.root && !o.direct && !o.serial[0]);
+	CHECK_EQ(blk_parse("b.img,rw", &o, &e), -1);
+	CHECK_STR_HAS(e.msg, "unknown option 'rw'");
+	CHECK_EQ(blk_parse("b.img,", &o, &e), -1);
+	CHECK_EQ(blk_parse(",ro", &o, &e), -1);
+	CHECK_STR_HAS(e.msg, "needs a path");
+	CHECK_EQ(blk_parse("b.img,serial=", &o, &e), -1);
+	CHECK_EQ(blk_parse("b.img,serial=123456789012345678901", &o, &e), -1);
+	CHECK_STR_HAS(e.msg, "1 to 20");
+	CHECK_EQ(blk_parse("b.img,serial=12345678901234567890", &o, &e), 0);
+	CHECK_EQ(blk_parse("b.img,serial=a b", &o, &e), -1);
+}
+
+static const char *open_err(const char *p, const char *opts)
+{
+	static struct err e;
+	struct blk_opts o;
+	char arg[256];
+	struct blk *x;
+
+	snprintf(arg, sizeof(arg), "%s%s", p, opts);
+	if (blk_parse(arg, &o, &e) < 0)
+		return e.msg;
+	x = blk_open(&o, 0, &e);
+	if (!x)
+		return e.msg;
+	blk_close(x);
+	return NULL;
+}
+
+TEST(open_errors)
+{
+	char dir[] = "/tmp/ember-test-blkdir.XXXXXX", p[128];
+	struct blk_opts o;
+	struct err e;
+	struct blk *x, *y;
+	int fd;
+
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(p, sizeof(p), "%s/missing", dir);
+	CHECK_STR_HAS(open_err(p, ""), "No such file or directory");
+	CHECK_STR_HAS(open_err(dir, ""), "is a directory");
+	CHECK_STR_HAS(open_err("/dev/null", ""), "not a regular file or block device");
+	snprintf(p, sizeof(p), "%s/odd", dir);
+	fd = open(p, O_CREAT | O_RDWR, 0644);
+	CHECK_EQ(ftruncate(fd, 1000), 0);
+	close(fd);
+	CHECK_STR_HAS(open_err(p, ""), "size 1000 bytes is not a multiple of 512");
+	CHECK_EQ(truncate(p, 0), 0);
+	CHECK_STR_HAS(open_err(p, ""), "is empty");
+	CHECK_EQ(truncate(p, 4096), 0);
+	/* Locking: one writer excludes everyone; readers share. */
+	CHECK_EQ(blk_parse(p, &o, &e), 0);
+	x = blk_open(&o, 0, &e);
+	CHECK(x != NULL);
+	CHECK_STR_HAS(open_err(p, ""), "in use by another process");
+	CHECK_STR_HAS(open_err(p, ",ro"), "in use by another process");
+	blk_close(x);
+	CHECK_EQ(blk_parse(p, &o, &e), 0);
+	o.ro = true;
+	x = blk_open(&o, 0, &e);
+	y = blk_open(&o, 1, &e);
+	CHECK(x && y);
+	CHECK(x && y && blk_same_image(x, y));
+	CHECK_STR_HAS(open_err(p, ""), "in use by another process");
+	blk_close(x);
+	blk_close(y);
+	CHECK(open_err(p, "") == NULL);
+	unlink(p);
+	rmdir(dir);
+}
+
+CHECK_MAIN(T(write_then_read), T(scatter_gather_and_shared_descriptors), T(indirect_request),
+	   T(flush_and_get_id), T(default_serial), T(discard), T(write_zeroes),
+	   T(discard_not_negotiated), T(malformed_chains), T(corrupt_ring_needs_reset),
+	   T(read_only_disk), T(reset_with_request_in_flight),
+	   T(without_flush_writes_are_synchronous), T(direct_with_unaligned_buffers),
+	   T(interrupts_once_per_batch_and_event_idx), T(no_interrupt_flag_without_event_idx),
+	   T(many_requests_in_flight), T(option_parsing), T(open_errors))
