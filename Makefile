@@ -30,7 +30,7 @@ ASAN_CORE := $(CORE_SRCS:%.c=build/asan/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/unit/%)
 
-.PHONY: all help test unit kvmguests clang-check testguest guest demo deps clean
+.PHONY: all help test unit kvmguests clang-check testguest guest demo deps clean fuzz
 all: ember
 
 help:
@@ -39,6 +39,7 @@ help:
 	@echo "make demo       install packages, build ember and the demo guest, boot it"
 	@echo "make guest      build the demo Linux kernel and initramfs (cached)"
 	@echo "make testguest  build the freestanding test guest (build/testguest.elf)"
+	@echo "make fuzz       build the libFuzzer target build/fuzz/fuzz_virtio (clang)"
 	@echo "make clean      remove build outputs (not the demo guest cache)"
 
 ember: $(OBJS)
@@ -83,14 +84,26 @@ clang-check:
 testguest:
 	$(MAKE) -C tests/guest O=$(CURDIR)/build
 
+# libFuzzer target: hostile guest memory and register writes into virtio-mmio
+# + virtqueue + virtio-blk.  make test runs it for FUZZ_SECONDS
+# (tests/integration/blk-fuzz.sh).
+FUZZ_SECONDS ?= 60
+FUZZ_SRCS := tests/fuzz/fuzz_virtio.c virtio/blk.c virtio/mmio.c virtio/queue.c loop.c mem.c err.c
+build/fuzz/fuzz_virtio: $(FUZZ_SRCS) $(wildcard virtio/*.h) loop.h mem.h err.h
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ    $@"
+	@$(CLANG) $(CSTD) $(WARN) -I. -g -O1 -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=all -o $@ $(FUZZ_SRCS) -luring -lpthread
+fuzz: build/fuzz/fuzz_virtio
+
 guest:
 	guest/build.sh $(CURDIR)/build/guest
 
 deps:
 	.ci/deps
 
-test: ember build/ember-asan unit kvmguests clang-check testguest guest
-	tests/run
+test: ember build/ember-asan unit kvmguests clang-check testguest guest fuzz
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run
 
 demo: deps ember guest
 	guest/demo.sh
