@@ -384,13 +384,9 @@ int main(int argc, char **argv)
 	if (o.initrd)
 		initrd = map_file("--initrd", o.initrd);
 	for (int i = 0; i < o.ndisks; i++) {
-		disks[i] = blk_open(&o.disks[i], (unsigned)i, &e);
+		disks[i] = blk_open(&o.disks[i], (unsigned)i, disks, &e);
 		if (!disks[i])
 			die(EXIT_SETUP, "--disk %s: %s", o.disks[i].path, e.msg);
-		for (int j = 0; j < i; j++)
-			if (blk_same_image(disks[i], disks[j]))
-				die(EXIT_SETUP, "--disk %s: the same image as --disk %s", o.disks[i].path,
-				    o.disks[j].path);
 	}
 
 	if (!strcmp(o.console, "stdio")) {

@@ -139,7 +139,8 @@ static int dio_alignment(struct blk *b, struct err *e)
 	return 0;
 }
 
-struct blk *blk_open(const struct blk_opts *o, unsigned index, struct err *e)
+struct blk *blk_open(const struct blk_opts *o, unsigned index, struct blk *const *others,
+		     struct err *e)
 {
 	struct blk *b = calloc(1, sizeof(*b));
 	struct stat st;
@@ -186,6 +187,11 @@ struct blk *blk_open(const struct blk_opts *o, unsigned index, struct err *e)
 	}
 	b->st_dev = st.st_dev;
 	b->st_ino = st.st_ino;
+	for (unsigned i = 0; others && i < index; i++)
+		if (others[i] && others[i]->st_dev == st.st_dev && others[i]->st_ino == st.st_ino) {
+			err_set(e, "the same image as --disk %s", others[i]->opts.path);
+			goto fail;
+		}
 	if (S_ISBLK(st.st_mode)) {
 		if (ioctl(b->fd, BLKGETSIZE64, &size) < 0) {
 			err_errno(e, "BLKGETSIZE64");
@@ -227,11 +233,6 @@ struct blk *blk_open(const struct blk_opts *o, unsigned index, struct err *e)
 fail:
 	blk_close(b);
 	return NULL;
-}
-
-bool blk_same_image(const struct blk *a, const struct blk *b)
-{
-	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
 }
 
 /* ---- configuration space (§5.2.4) ---- */

@@ -95,12 +95,11 @@ struct blk;
 int blk_parse(const char *arg, struct blk_opts *o, struct err *e);
 
 /* Open, check and lock the image (setup time, synchronous).  index is the
- * disk's number (default serial).  Fails with e saying what is wrong with
- * the file, without the "--disk PATH:" prefix the caller adds. */
-struct blk *blk_open(const struct blk_opts *o, unsigned index, struct err *e);
-
-/* True when both were opened on the same file (same device and inode). */
-bool blk_same_image(const struct blk *a, const struct blk *b);
+ * disk's number (default serial); others[0..index) are the disks opened
+ * before, which must not be the same file.  Fails with e saying what is wrong
+ * with the file, without the "--disk PATH:" prefix the caller adds. */
+struct blk *blk_open(const struct blk_opts *o, unsigned index, struct blk *const *others,
+		     struct err *e);
 
 /* Create the virtio device in virtio-mmio slot 'slot', watching its queue on
  * 'loop' and raising 'irq'.  Register blk_transport(b) on the MMIO bus at

@@ -69,7 +69,7 @@ static void init_once(void)
 	if (fd < 0 || ftruncate(fd, DISK_SIZE) < 0)
 		abort();
 	close(fd);
-	if (blk_parse(path, &o, &e) < 0 || !(disk = blk_open(&o, 0, &e)))
+	if (blk_parse(path, &o, &e) < 0 || !(disk = blk_open(&o, 0, NULL, &e)))
 		abort();
 	unlink(path);
 	if (loop_init(&loop, 64, &e) < 0 || blk_attach(disk, 0, &mem, &loop, &irq, &e) < 0)

@@ -107,7 +107,7 @@ static void open_disk(const char *opts, uint64_t want)
 	fake_init(&f, QNUM);
 	snprintf(arg, sizeof(arg), "%s%s", path, opts);
 	CHECK_EQ(blk_parse(arg, &o, &e), 0);
-	b = blk_open(&o, 0, &e);
+	b = blk_open(&o, 0, NULL, &e);
 	CHECK(b != NULL);
 	CHECK_EQ(loop_init(&loop, 64, &e), 0);
 	CHECK_EQ(blk_attach(b, 0, &f.m, &loop, &irq, &e), 0);
@@ -812,7 +812,7 @@ static const char *open_err(const char *p, const char *opts)
 	snprintf(arg, sizeof(arg), "%s%s", p, opts);
 	if (blk_parse(arg, &o, &e) < 0)
 		return e.msg;
-	x = blk_open(&o, 0, &e);
+	x = blk_open(&o, 0, NULL, &e);
 	if (!x)
 		return e.msg;
 	blk_close(x);
@@ -842,17 +842,23 @@ TEST(open_errors)
 	CHECK_EQ(truncate(p, 4096), 0);
 	/* Locking: one writer excludes everyone; readers share. */
 	CHECK_EQ(blk_parse(p, &o, &e), 0);
-	x = blk_open(&o, 0, &e);
+	x = blk_open(&o, 0, NULL, &e);
 	CHECK(x != NULL);
 	CHECK_STR_HAS(open_err(p, ""), "in use by another process");
 	CHECK_STR_HAS(open_err(p, ",ro"), "in use by another process");
 	blk_close(x);
 	CHECK_EQ(blk_parse(p, &o, &e), 0);
 	o.ro = true;
-	x = blk_open(&o, 0, &e);
-	y = blk_open(&o, 1, &e);
+	x = blk_open(&o, 0, NULL, &e);
+	y = blk_open(&o, 1, NULL, &e);
 	CHECK(x && y);
-	CHECK(x && y && blk_same_image(x, y));
+	{
+		struct blk *both[1] = { x };
+		struct blk *z = blk_open(&o, 1, both, &e);
+
+		CHECK(z == NULL);
+		CHECK_STR_HAS(e.msg, "the same image as --disk");
+	}
 	CHECK_STR_HAS(open_err(p, ""), "in use by another process");
 	blk_close(x);
 	blk_close(y);

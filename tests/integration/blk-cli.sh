@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# --disk: every bad disk input gives exit status 1 and exactly one stderr
+# line naming the path (or option) and the reason; good disks boot.
+. "$(dirname "$0")/lib.sh"
+
+G=$KVMGUEST/hello.elf
+# expect NAME STATUS REGEX CMD...   (REGEX must match the whole error line)
+expect() {
+	local name=$1 want=$2 re=$3
+	shift 3
+	timeout -k 5 20 "$@" >"$TMP/o" 2>"$TMP/e" </dev/null
+	local rc=$? lines
+	lines=$(err_lines "$TMP/e")
+	if [ "$rc" -ne "$want" ]; then
+		fail "blk-cli/$name" "exit status $rc, expected $want; stderr: $(head -c 300 "$TMP/e")"
+	elif [ "$want" -ne 0 ] && [ "$(printf '%s\n' "$lines" | grep -c .)" -ne 1 ]; then
+		fail "blk-cli/$name" "expected one stderr line, got: $(head -c 400 "$TMP/e")"
+	elif [ "$want" -ne 0 ] && ! printf '%s\n' "$lines" | grep -qxE -- "$re"; then
+		fail "blk-cli/$name" "stderr '$lines' does not match '$re'"
+	else
+		pass "blk-cli/$name"
+	fi
+}
+
+chmod 755 "$TMP"
+mkdir -p "$TMP/dir"
+cp "$G" "$TMP/pub.elf" && chmod 644 "$TMP/pub.elf"
+truncate -s 1M "$TMP/a.img" "$TMP/b.img"
+truncate -s 1000 "$TMP/odd.img"
+: >"$TMP/empty.img"
+truncate -s 64K "$TMP/secret.img" && chmod 000 "$TMP/secret.img"
+truncate -s 64K "$TMP/readonly.img" && chmod 444 "$TMP/readonly.img"
+A=$TMP/a.img
+nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+
+expect missing 1 "ember: --disk $TMP/nope: cannot open: No such file or directory" \
+	"$EMBER" --kernel "$G" --disk "$TMP/nope"
+expect directory 1 "ember: --disk $TMP/dir: is a directory" "$EMBER" --kernel "$G" --disk "$TMP/dir"
+expect not-a-file 1 "ember: --disk /dev/null: not a regular file or block device" \
+	"$EMBER" --kernel "$G" --disk /dev/null
+expect size-not-sectors 1 "ember: --disk $TMP/odd.img: size 1000 bytes is not a multiple of 512" \
+	"$EMBER" --kernel "$G" --disk "$TMP/odd.img"
+expect empty 1 "ember: --disk $TMP/empty.img: is empty \(0 bytes\)" \
+	"$EMBER" --kernel "$G" --disk "$TMP/empty.img"
+expect unreadable 1 "ember: --disk $TMP/secret.img: cannot open: Permission denied" \
+	"${nobody[@]}" "$EMBER" --kernel "$TMP/pub.elf" --disk "$TMP/secret.img,ro"
+expect unwritable 1 "ember: --disk $TMP/readonly.img: cannot open read-write \(add ,ro for a read-only disk\): Permission denied" \
+	"${nobody[@]}" "$EMBER" --kernel "$TMP/pub.elf" --disk "$TMP/readonly.img"
+expect unknown-option 1 "ember: --disk $A: unknown option 'rw' \(expected ro, root, direct or serial=ID\)" \
+	"$EMBER" --kernel "$G" --disk "$A,rw"
+expect serial-too-long 1 "ember: --disk $A: serial must be 1 to 20 characters" \
+	"$EMBER" --kernel "$G" --disk "$A,serial=123456789012345678901"
+expect no-path 1 "ember: --disk ',ro': needs a path before the options" "$EMBER" --kernel "$G" --disk ,ro
+expect missing-value 2 "ember: --disk needs a value \(see ember --help\)" "$EMBER" --kernel "$G" --disk
+expect two-roots 1 "ember: --disk $TMP/b.img,root: only one disk can be the root \($A already is\)" \
+	"$EMBER" --kernel "$G" --disk "$A,root" --disk "$TMP/b.img,root"
+expect same-image 1 "ember: --disk $TMP/./a.img: the same image as --disk $A" \
+	"$EMBER" --kernel "$G" --disk "$A" --disk "$TMP/./a.img,ro"
+many=()
+for i in 1 2 3 4 5 6 7 8 9; do many+=(--disk "$A"); done
+expect too-many 1 "ember: --disk $A: too many disks \(at most 8\)" "$EMBER" --kernel "$G" "${many[@]}"
+
+# Locks: a writer excludes everyone, readers share.
+flock -F -x "$A" sleep 30 &
+lockpid=$!
+for ((i = 0; i < 50; i++)); do flock -n -s "$A" true 2>/dev/null || break; sleep 0.1; done
+expect locked 1 "ember: --disk $A: is in use by another process \(locked\)" "$EMBER" --kernel "$G" --disk "$A"
+expect locked-ro 1 "ember: --disk $A: is in use by another process \(locked\)" "$EMBER" --kernel "$G" --disk "$A,ro"
+kill "$lockpid"; wait "$lockpid" 2>/dev/null
+flock -F -s "$A" sleep 30 &
+lockpid=$!
+for ((i = 0; i < 50; i++)); do flock -n -x "$A" true 2>/dev/null || break; sleep 0.1; done
+if have_kvm; then
+	expect shared-ro 0 "" "$EMBER" --kernel "$G" --console none --disk "$A,ro"
+fi
+expect shared-rw 1 "ember: --disk $A: is in use by another process \(locked\)" "$EMBER" --kernel "$G" --disk "$A"
+kill "$lockpid"; wait "$lockpid" 2>/dev/null
+
+if have_kvm; then
+	expect eight-disks 0 "" "$EMBER" --kernel "$G" --console none \
+		$(for i in 1 2 3 4 5 6 7 8; do truncate -s 64K "$TMP/d$i.img"; echo --disk "$TMP/d$i.img"; done)
+else
+	skip blk-cli/eight-disks "/dev/kvm not usable"
+fi
+if "$EMBER" --help | grep -q -- '--disk PATH\[,ro\]\[,root\]\[,direct\]\[,serial=ID\]'; then
+	pass blk-cli/help
+else
+	fail blk-cli/help "--help does not document --disk"
+fi
