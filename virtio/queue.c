@@ -91,22 +91,22 @@ static int walk(struct vq *q, struct vq_chain *c, uint64_t table_gpa, uint32_t t
 			return bad(why, "descriptor outside guest RAM");
 
 		if (d.flags & VIRTQ_DESC_F_INDIRECT) {
-			/* §2.7.5.3: only with the feature, never inside an
-			 * indirect table, never together with NEXT; the table is
-			 * a whole number of descriptors.  ember also requires
-			 * it to be the chain's only descriptor (as every driver
-			 * does), so one chain has one table. */
+			/* §2.7.5.3.1: only with the feature, never inside an
+			 * indirect table, never together with NEXT (so it ends
+			 * the direct part: §2.7.5.3.2 has the device accept
+			 * "zero or more normal chained descriptors followed by a
+			 * single descriptor with VIRTQ_DESC_F_INDIRECT"); the
+			 * table is a whole number of descriptors, and the chain
+			 * with it stays within the limit. */
 			if (!q->indirect)
 				return bad(why, "indirect descriptor without VIRTIO_F_INDIRECT_DESC");
 			if (in_indirect)
 				return bad(why, "indirect descriptor inside an indirect table");
 			if (d.flags & VIRTQ_DESC_F_NEXT)
 				return bad(why, "indirect descriptor with the NEXT flag");
-			if (c->nseg)
-				return bad(why, "indirect descriptor not at the head of its chain");
 			if (d.len == 0 || d.len % 16)
 				return bad(why, "indirect table length not a multiple of 16");
-			if (d.len / 16 > VQ_CHAIN_MAX)
+			if (d.len / 16 > (uint32_t)(VQ_CHAIN_MAX - c->nseg))
 				return bad(why, "indirect table longer than the chain limit");
 			if (!gm_ptr(q->mem, d.addr, d.len))
 				return bad(why, "indirect table outside guest RAM");

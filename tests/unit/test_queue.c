@@ -194,15 +194,33 @@ TEST(indirect_table_bad)
 	bad_indirect(true, 0x8010, 16, VIRTQ_DESC_F_INDIRECT, "inside an indirect");
 }
 
-TEST(indirect_after_direct_descriptor)
+TEST(indirect_after_direct_descriptors)
 {
+	/* §2.7.5.3.2: direct descriptors followed by one indirect one. */
 	setup(8, true, false);
-	fake_desc(&f, 0x8000, 0, FAKE_BUF, 1, VIRTQ_DESC_F_WRITE, 0);
+	fake_desc(&f, 0x8000, 0, FAKE_BUF + 0x100, 512, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 1);
+	fake_desc(&f, 0x8000, 1, FAKE_BUF + 0x400, 1, VIRTQ_DESC_F_WRITE, 0);
 	fake_desc(&f, FAKE_DESC, 0, FAKE_BUF, 16, VIRTQ_DESC_F_NEXT, 1);
-	fake_desc(&f, FAKE_DESC, 1, 0x8000, 16, VIRTQ_DESC_F_INDIRECT, 0);
+	fake_desc(&f, FAKE_DESC, 1, 0x8000, 32, VIRTQ_DESC_F_INDIRECT, 0);
+	fake_avail(&f, 0);
+	CHECK_EQ(vq_pop(&q, &c, &why), VQ_CHAIN);
+	CHECK_EQ(c.nseg, 3);
+	CHECK_EQ(c.nread, 1);
+	CHECK_EQ(c.read_len, 16);
+	CHECK_EQ(c.write_len, 513);
+	/* The table may not take the chain past the limit... */
+	fake_desc(&f, FAKE_DESC, 1, 0x8000, 16 * VQ_CHAIN_MAX, VIRTQ_DESC_F_INDIRECT, 0);
 	fake_avail(&f, 0);
 	CHECK_EQ(vq_pop(&q, &c, &why), VQ_BAD_CHAIN);
-	CHECK_STR_HAS(why, "not at the head");
+	CHECK_STR_HAS(why, "longer");
+	/* ...and device-writable direct descriptors cannot be followed by
+	 * readable ones in the table. */
+	fake_desc(&f, 0x8000, 0, FAKE_BUF + 0x100, 512, VIRTQ_DESC_F_NEXT, 1);
+	fake_desc(&f, FAKE_DESC, 0, FAKE_BUF, 16, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 1);
+	fake_desc(&f, FAKE_DESC, 1, 0x8000, 32, VIRTQ_DESC_F_INDIRECT, 0);
+	fake_avail(&f, 0);
+	CHECK_EQ(vq_pop(&q, &c, &why), VQ_BAD_CHAIN);
+	CHECK_STR_HAS(why, "after a device-writable");
 	fake_free(&f);
 }
 
@@ -381,7 +399,7 @@ TEST(chain_read_gathers_segments)
 CHECK_MAIN(T(empty_ring), T(three_descriptor_chain), T(head_beyond_queue_size_breaks_ring),
 	   T(avail_index_jump_breaks_ring), T(descriptor_loop), T(chain_longer_than_limit),
 	   T(next_out_of_range), T(readable_after_writable), T(buffers_outside_ram),
-	   T(indirect_table), T(indirect_table_bad), T(indirect_after_direct_descriptor),
+	   T(indirect_table), T(indirect_table_bad), T(indirect_after_direct_descriptors),
 	   T(indirect_loop), T(enable_checks_ring_layout), T(push_publish_and_no_interrupt_flag),
 	   T(vring_need_event_arithmetic), T(event_idx_used_event_across_wrap),
 	   T(event_idx_batch_publication), T(avail_event_and_rearm),
