@@ -500,13 +500,15 @@ int main(int argc, char **argv)
 				(unsigned long)st->io_errors, (unsigned long)st->unaligned);
 		}
 	}
-	/* Disk I/O still in flight writes into guest RAM: only unmap it once
-	 * the ring has drained. */
-	if (loop_fini(&loop, 5000) == 0)
+	/* Disk I/O still in flight writes into guest RAM and completes into the
+	 * disks' request slots: free neither before the ring has drained (if it
+	 * never does, exit without freeing). */
+	if (loop_fini(&loop, 5000) == 0) {
 		vm_destroy(&vm);
-	for (int i = 0; i < o.ndisks; i++) {
-		blk_close(disks[i]);
-		vm_irq_fini(&disk_irq[i]);
+		for (int i = 0; i < o.ndisks; i++) {
+			blk_close(disks[i]);
+			vm_irq_fini(&disk_irq[i]);
+		}
 	}
 	serial_free(con.uart);
 	if (out_fd > STDERR_FILENO)
