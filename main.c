@@ -25,6 +25,7 @@
 #include "platform.h"
 #include "serial.h"
 #include "virtio/blk.h"
+#include "virtio/net.h"
 
 #define MEM_MIN_MIB     8
 #define MEM_MAX_MIB     (1024 * 1024)   /* 1 TiB */
@@ -65,6 +66,11 @@ static const char usage_text[] =
 "                        the guest reads as the disk's ID (at most 20 characters,\n"
 "                        default ember-diskN).  The image is locked against a\n"
 "                        second writer\n"
+"  --net TAP[,mac=XX:XX:XX:XX:XX:XX]\n"
+"                        virtio-net device on an existing tap interface (repeatable,\n"
+"                        at most %d; create one with: ip tuntap add dev TAP mode tap,\n"
+"                        addresses and bridges are the host's to set up).  mac: the\n"
+"                        guest's MAC (default: 02:xx:xx:xx:xx:xx derived from TAP)\n"
 "  --boot-time           print boot phases on stderr, in microseconds since exec:\n"
 "                        vm-created, kernel-loaded, first-run, boot-complete\n"
 "                        (the guest wrote 123 to I/O port 0x3f0), exit\n"
@@ -92,6 +98,8 @@ struct options {
 	bool boot_time;
 	struct blk_opts disks[BLK_MAX_DISKS];
 	int ndisks;
+	struct net_opts nets[NET_MAX_NICS];
+	int nnets;
 };
 
 struct file_map {
@@ -102,7 +110,7 @@ struct file_map {
 static void usage(FILE *f)
 {
 	fprintf(f, usage_text, default_cmdline, MEM_MIN_MIB, MEM_MAX_MIB,
-		MEM_DEFAULT_MIB, VM_MAX_CPUS, BLK_MAX_DISKS);
+		MEM_DEFAULT_MIB, VM_MAX_CPUS, BLK_MAX_DISKS, NET_MAX_NICS);
 }
 
 static void die(int status, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
@@ -167,7 +175,7 @@ static struct file_map map_file(const char *opt, const char *path)
 static void parse_args(int argc, char **argv, struct options *o)
 {
 	enum { O_KERNEL = 256, O_INITRD, O_CMDLINE, O_MEM, O_CPUS, O_CONSOLE,
-	       O_ENTRY, O_BOOT_TIME, O_HELP, O_VERSION, O_DISK };
+	       O_ENTRY, O_BOOT_TIME, O_HELP, O_VERSION, O_DISK, O_NET };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, O_KERNEL },
 		{ "initrd", required_argument, NULL, O_INITRD },
@@ -178,6 +186,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "entry", required_argument, NULL, O_ENTRY },
 		{ "boot-time", no_argument, NULL, O_BOOT_TIME },
 		{ "disk", required_argument, NULL, O_DISK },
+		{ "net", required_argument, NULL, O_NET },
 		{ "help", no_argument, NULL, O_HELP },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -220,6 +229,21 @@ static void parse_args(int argc, char **argv, struct options *o)
 					die(EXIT_SETUP, "--disk %s: only one disk can be the root "
 					    "(%s already is)", optarg, o->disks[i].path);
 			o->ndisks++;
+			break;
+		}
+		case O_NET: {
+			struct err e;
+
+			if (o->nnets == NET_MAX_NICS)
+				die(EXIT_SETUP, "--net %s: too many network devices (at most %d)",
+				    optarg, NET_MAX_NICS);
+			if (net_parse(optarg, &o->nets[o->nnets], &e) < 0)
+				die(EXIT_SETUP, "%s", e.msg);
+			for (int i = 0; i < o->nnets; i++)
+				if (!strcmp(o->nets[i].tap, o->nets[o->nnets].tap))
+					die(EXIT_SETUP, "--net %s: the same tap as an earlier --net",
+					    o->nets[i].tap);
+			o->nnets++;
 			break;
 		}
 		case O_HELP: usage(stdout); exit(0);
@@ -336,12 +360,14 @@ static void uart_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, boo
 
 /* ember's defaults, the software-KVM words, one virtio_mmio.device= word
  * per device (Linux's CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES; slot i as
- * virtio/mmio.h allocates it), root= for a --disk ...,root, then the user's
- * --cmdline (last, so it can override any of them). */
+ * virtio/mmio.h allocates it: the disks first, then the network devices),
+ * root= for a --disk ...,root, then the user's --cmdline (last, so it can
+ * override any of them). */
 static char *build_cmdline(const struct options *o, bool software_kvm)
 {
 	size_t n = sizeof(default_cmdline) + sizeof(KVM_PVM_CMDLINE) + 2 +
-		   (o->cmdline ? strlen(o->cmdline) : 0) + 64 * ((size_t)o->ndisks + 1);
+		   (o->cmdline ? strlen(o->cmdline) : 0) +
+		   64 * ((size_t)o->ndisks + (size_t)o->nnets + 1);
 	char *s = malloc(n);
 	size_t len;
 
@@ -349,7 +375,7 @@ static char *build_cmdline(const struct options *o, bool software_kvm)
 		die(EXIT_SETUP, "out of memory");
 	len = (size_t)snprintf(s, n, "%s%s%s", default_cmdline, software_kvm ? " " : "",
 			       software_kvm ? KVM_PVM_CMDLINE : "");
-	for (int i = 0; i < o->ndisks; i++)
+	for (int i = 0; i < o->ndisks + o->nnets; i++)
 		len += (size_t)snprintf(s + len, n - len, " virtio_mmio.device=4K@0x%" PRIx64 ":%u",
 					virtio_mmio_slot_base((unsigned)i),
 					virtio_mmio_slot_pin((unsigned)i));
@@ -375,6 +401,8 @@ int main(int argc, char **argv)
 	struct loop loop;
 	struct blk *disks[BLK_MAX_DISKS] = { NULL };
 	struct vm_irq disk_irq[BLK_MAX_DISKS];
+	struct net *nets[NET_MAX_NICS] = { NULL };
+	struct vm_irq net_irq[NET_MAX_NICS];
 	int out_fd = -1, status;
 	char *cmdline;
 
@@ -387,6 +415,11 @@ int main(int argc, char **argv)
 		disks[i] = blk_open(&o.disks[i], (unsigned)i, disks, &e);
 		if (!disks[i])
 			die(EXIT_SETUP, "--disk %s: %s", o.disks[i].path, e.msg);
+	}
+	for (int i = 0; i < o.nnets; i++) {
+		nets[i] = net_open(&o.nets[i], (unsigned)i, &e);
+		if (!nets[i])
+			die(EXIT_SETUP, "--net %s: %s", o.nets[i].tap, e.msg);
 	}
 
 	if (!strcmp(o.console, "stdio")) {
@@ -429,6 +462,26 @@ int main(int argc, char **argv)
 		    bus_register(&vm.mmio, t->base, VIRTIO_MMIO_SIZE, virtio_mmio_io, t,
 				 "virtio-blk", &e) < 0)
 			die(EXIT_SETUP, "--disk %s: %s", o.disks[i].path, e.msg);
+	}
+	for (int i = 0; i < o.nnets; i++) {
+		/* Slots after the disks' (build_cmdline() numbers them alike). */
+		unsigned slot = (unsigned)(o.ndisks + i);
+		struct virtio_irq irq = { vm_irq_raise, vm_irq_lower, &net_irq[i] };
+		struct virtio_mmio *t;
+
+		net_irq[i].fd = -1;
+		if (vm_irq_init(&vm, &net_irq[i], virtio_mmio_slot_pin(slot), &e) < 0 ||
+		    net_attach(nets[i], slot, &vm.mem, &loop, &irq, &e) < 0)
+			die(EXIT_SETUP, "--net %s: %s", o.nets[i].tap, e.msg);
+		t = net_transport(nets[i]);
+		/* One ioeventfd per queue: the queue index is the datamatch. */
+		for (unsigned q = 0; q < t->ops->num_queues; q++)
+			if (vm_ioeventfd(&vm, t->base + VIRTIO_MMIO_QUEUE_NOTIFY, 4, q,
+					 t->q[q].notify_fd, &e) < 0)
+				die(EXIT_SETUP, "--net %s: %s", o.nets[i].tap, e.msg);
+		if (bus_register(&vm.mmio, t->base, VIRTIO_MMIO_SIZE, virtio_mmio_io, t,
+				 "virtio-net", &e) < 0)
+			die(EXIT_SETUP, "--net %s: %s", o.nets[i].tap, e.msg);
 	}
 
 	cmdline = build_cmdline(&o, vm.software_kvm);
@@ -499,6 +552,21 @@ int main(int argc, char **argv)
 				(unsigned long)disk_irq[i].masked, (unsigned long)st->bad_requests,
 				(unsigned long)st->io_errors, (unsigned long)st->unaligned);
 		}
+		for (int i = 0; i < o.nnets; i++) {
+			const struct net_stats *st = net_get_stats(nets[i]);
+			struct virtio_mmio *t = net_transport(nets[i]);
+
+			fprintf(stderr, "ember: virtio-net%d (%s): rx %lu packets (%lu bytes), "
+				"%lu dropped, %lu errors, %lu waits for buffers; tx %lu packets "
+				"(%lu bytes), %lu dropped, %lu errors; %lu bad chains, %lu "
+				"interrupts (%lu while masked)\n", i, o.nets[i].tap,
+				(unsigned long)st->rx_packets, (unsigned long)st->rx_bytes,
+				(unsigned long)st->rx_dropped, (unsigned long)st->rx_errors,
+				(unsigned long)st->rx_waits, (unsigned long)st->tx_packets,
+				(unsigned long)st->tx_bytes, (unsigned long)st->tx_dropped,
+				(unsigned long)st->tx_errors, (unsigned long)st->bad_chains,
+				(unsigned long)t->stats.irqs, (unsigned long)net_irq[i].masked);
+		}
 	}
 	/* Disk I/O still in flight writes into guest RAM and completes into the
 	 * disks' request slots: free neither before the ring has drained (if it
@@ -508,6 +576,10 @@ int main(int argc, char **argv)
 		for (int i = 0; i < o.ndisks; i++) {
 			blk_close(disks[i]);
 			vm_irq_fini(&disk_irq[i]);
+		}
+		for (int i = 0; i < o.nnets; i++) {
+			net_close(nets[i]);
+			vm_irq_fini(&net_irq[i]);
 		}
 	}
 	serial_free(con.uart);

@@ -1,0 +1,985 @@
+/* virtio-net device model on a tap: see net.h.  Section numbers are
+ * virtio 1.2. */
+#include "virtio/net.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RXQ 0
+#define TXQ 1
+
+/* Transmit requests in flight at once (each one WRITEV).  Tap writes
+ * complete when they are submitted, so this only bounds one loop
+ * iteration's batch; more chains wait in the ring until slots free up. */
+#define NET_TX_REQS 64
+/* Receive: chains held for the one READV in flight, and their iovecs.  A
+ * chain has at most VQ_CHAIN_MAX buffers; no more chains are taken once
+ * fewer than that many iovecs are left. */
+#define NET_RX_CHAINS VQ_NUM_MAX
+#define NET_RX_IOVS   (4 * VQ_CHAIN_MAX)
+/* No frame from the tap is longer: the part of a receive chain beyond this
+ * is never used (and keeps every length within 32 bits). */
+#define NET_RX_CHAIN_CAP (NET_HDR_LEN + NET_GSO_FRAME_MAX)
+
+struct net_tx_req {
+	struct loop_op op;         /* first: the SQE's user_data */
+	struct net *n;
+	struct net_tx_req *next_free;
+	uint32_t gen;              /* transmit queue generation when popped */
+	uint16_t head;
+	unsigned niov;
+	struct virtio_net_hdr hdr; /* the header as checked, handed to the tap */
+	struct iovec iov[VQ_CHAIN_MAX + 1];
+};
+
+/* A receive chain held by the device: its iovecs are rx_iov[first..+niov). */
+struct net_rx_chain {
+	uint16_t head;
+	uint16_t niov;
+	uint32_t cap;
+};
+
+struct net {
+	struct net_opts opts;
+	unsigned index;
+	char name[24];             /* "virtio-net<N>" */
+	int fd;                    /* the tap (or a test's packet socket) */
+	bool is_tap;
+	unsigned tun_offloads;     /* TUN_F_* the tap accepts */
+	unsigned offloads_now;     /* TUN_F_* set on the tap */
+	bool offloads_stale;       /* features changed since they were set */
+	uint8_t config[NET_CONFIG_SIZE];
+
+	struct virtio_mmio t;
+	struct loop *loop;
+	pthread_t loop_thread;
+	struct loop_hook hook;
+	struct vq_chain chain;     /* scratch for vq_pop */
+
+	/* Receive: the chains taken from the ring, in ring order, and the one
+	 * READV (rx_op) that covers all of them while rx_inflight. */
+	struct loop_op rx_op;
+	bool rx_inflight;
+	uint32_t rx_gen;           /* receive queue generation of that READV */
+	bool rx_waiting;           /* stopped for want of buffers */
+	bool rx_stopped;           /* the tap failed: no more reads */
+	bool rx_dirty;
+	unsigned rx_nchains, rx_niov;
+	uint64_t rx_cap;
+	struct net_rx_chain rx_chain[NET_RX_CHAINS];
+	struct iovec rx_iov[NET_RX_IOVS];
+
+	/* Transmit. */
+	struct net_tx_req *tx_reqs, *tx_free;
+	unsigned tx_inflight;
+	bool tx_dirty, tx_starved;
+
+	/* Reset while tap I/O is in flight (see quiesce()). */
+	pthread_cond_t idle;
+	bool rx_quiesce, tx_quiesce;
+	int quiesce_fd;            /* eventfd: the loop cancels tap I/O */
+	struct loop_efd quiesce_watch;
+	struct loop_op cancel_op;
+
+	atomic_flag host_logged;   /* one log line for tap problems */
+	struct net_stats stats;
+};
+
+/* ---- options ---- */
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* "XX:XX:XX:XX:XX:XX", exactly. */
+static bool parse_mac(const char *s, size_t len, uint8_t mac[6])
+{
+	if (len != 17)
+		return false;
+	for (int i = 0; i < 6; i++) {
+		int hi = hexval(s[3 * i]), lo = hexval(s[3 * i + 1]);
+
+		if (hi < 0 || lo < 0 || (i < 5 && s[3 * i + 2] != ':'))
+			return false;
+		mac[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return true;
+}
+
+int net_parse(const char *arg, struct net_opts *o, struct err *e)
+{
+	const char *p = strchr(arg, ',');
+	size_t nlen = p ? (size_t)(p - arg) : strlen(arg);
+
+	memset(o, 0, sizeof(*o));
+	if (nlen == 0)
+		return err_set(e, "--net '%s': needs a tap name before the options", arg);
+	if (nlen >= IFNAMSIZ)
+		return err_set(e, "--net %.*s: interface name longer than %d characters", (int)nlen,
+			       arg, IFNAMSIZ - 1);
+	for (size_t i = 0; i < nlen; i++)
+		if (arg[i] == '/' || arg[i] == ':' || arg[i] <= ' ' || arg[i] > '~')
+			return err_set(e, "--net '%.*s': not a valid interface name", (int)nlen, arg);
+	memcpy(o->tap, arg, nlen);
+	o->tap[nlen] = 0;
+	while (p) {
+		const char *opt = p + 1, *end = strchr(opt, ',');
+		size_t n = end ? (size_t)(end - opt) : strlen(opt);
+
+		if (n >= 4 && !strncmp(opt, "mac=", 4)) {
+			if (!parse_mac(opt + 4, n - 4, o->mac))
+				return err_set(e, "--net %s: invalid MAC address '%.*s' (expected six "
+					       "hex bytes like 02:00:00:00:00:01)", o->tap,
+					       (int)(n - 4), opt + 4);
+			if (o->mac[0] & 1)
+				return err_set(e, "--net %s: MAC address %.*s is a multicast address "
+					       "(the first byte must be even)", o->tap, (int)(n - 4),
+					       opt + 4);
+			if (!(o->mac[0] | o->mac[1] | o->mac[2] | o->mac[3] | o->mac[4] | o->mac[5]))
+				return err_set(e, "--net %s: MAC address %.*s is all zeros", o->tap,
+					       (int)(n - 4), opt + 4);
+			o->mac_set = true;
+		} else {
+			return err_set(e, "--net %s: unknown option '%.*s' (expected "
+				       "mac=XX:XX:XX:XX:XX:XX)", o->tap, (int)n, opt);
+		}
+		p = end;
+	}
+	return 0;
+}
+
+void net_default_mac(const char *tap, uint8_t mac[6])
+{
+	uint64_t h = 0xcbf29ce484222325ULL;   /* FNV-1a */
+
+	for (const char *s = tap; *s; s++)
+		h = (h ^ (uint8_t)*s) * 0x100000001b3ULL;
+	/* 02: locally administered (bit 1), unicast (bit 0 clear). */
+	mac[0] = 0x02;
+	for (int i = 1; i < 6; i++)
+		mac[i] = (uint8_t)(h >> (8 * i));
+}
+
+/* ---- opening ---- */
+
+static struct net *net_new(unsigned index, const uint8_t mac[6], struct err *e)
+{
+	struct net *n = calloc(1, sizeof(*n));
+	pthread_condattr_t ca;
+
+	if (!n) {
+		err_set(e, "out of memory");
+		return NULL;
+	}
+	n->index = index;
+	n->fd = n->quiesce_fd = -1;
+	snprintf(n->name, sizeof(n->name), "virtio-net%u", index);
+	memcpy(n->opts.mac, mac, 6);
+	atomic_flag_clear(&n->host_logged);
+	/* The reset waits on it with a deadline: on the monotonic clock. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&n->idle, &ca);
+	pthread_condattr_destroy(&ca);
+	return n;
+}
+
+/* TUN_F_* the tap accepts, tried one at a time the way TUNSETOFFLOAD
+ * rejects (EINVAL) what it does not know; TSO and UFO need CSUM. */
+static unsigned probe_offloads(int fd)
+{
+	static const unsigned extra[] = { TUN_F_TSO4, TUN_F_TSO6, TUN_F_UFO };
+	unsigned ok = 0;
+
+	if (ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM) == 0) {
+		ok = TUN_F_CSUM;
+		for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++)
+			if (ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | extra[i]) == 0)
+				ok |= extra[i];
+	}
+	(void)ioctl(fd, TUNSETOFFLOAD, 0);
+	return ok;
+}
+
+struct net *net_open(const struct net_opts *o, unsigned index, struct err *e)
+{
+	uint8_t mac[6];
+	struct net *n;
+	struct ifreq ifr;
+	unsigned features = 0;
+	int hdr = NET_HDR_LEN;
+
+	if (o->mac_set)
+		memcpy(mac, o->mac, 6);
+	else
+		net_default_mac(o->tap, mac);
+	n = net_new(index, mac, e);
+	if (!n)
+		return NULL;
+	memcpy(n->opts.tap, o->tap, sizeof(n->opts.tap));
+	n->opts.mac_set = o->mac_set;
+	n->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (n->fd < 0) {
+		if (errno == ENOENT || errno == ENODEV || errno == ENXIO)
+			err_errno(e, "/dev/net/tun (is the tun module loaded? modprobe tun)");
+		else if (errno == EACCES || errno == EPERM)
+			err_set(e, "/dev/net/tun: permission denied (run as root, or give ember's "
+				"user access to /dev/net/tun)");
+		else
+			err_errno(e, "/dev/net/tun");
+		goto fail;
+	}
+	if (ioctl(n->fd, TUNGETFEATURES, &features) == 0 && !(features & IFF_VNET_HDR)) {
+		err_set(e, "the kernel's tun driver lacks IFF_VNET_HDR (virtio-net headers), "
+			"which ember needs");
+		goto fail;
+	}
+	if (if_nametoindex(o->tap) == 0) {
+		err_set(e, "no such network interface (create the tap first: ip tuntap add dev %s "
+			"mode tap)", o->tap);
+		goto fail;
+	}
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, o->tap, sizeof(ifr.ifr_name));
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	if (ioctl(n->fd, TUNSETIFF, &ifr) < 0) {
+		if (errno == EPERM)
+			err_set(e, "permission denied: the tap belongs to another user (create it "
+				"with ip tuntap add dev %s mode tap user USER, or run as root)",
+				o->tap);
+		else if (errno == EINVAL)
+			err_set(e, "not a single-queue tap device (create one: ip tuntap add dev %s "
+				"mode tap)", o->tap);
+		else if (errno == EBUSY)
+			err_set(e, "in use by another process (a tap has one reader)");
+		else
+			err_errno(e, "TUNSETIFF");
+		goto fail;
+	}
+	/* The interface vanished between the check and TUNSETIFF, and
+	 * TUNSETIFF created a new one: a tap that exists without ember is
+	 * persistent, or attached to another process (EBUSY above). */
+	if (ioctl(n->fd, TUNGETIFF, &ifr) < 0 || !(ifr.ifr_flags & IFF_PERSIST)) {
+		err_set(e, "no such network interface (create the tap first: ip tuntap add dev %s "
+			"mode tap)", o->tap);
+		goto fail;
+	}
+	if (!(ifr.ifr_flags & IFF_VNET_HDR)) {
+		err_set(e, "the tap does not accept virtio-net headers (IFF_VNET_HDR), which "
+			"ember needs");
+		goto fail;
+	}
+	if (ioctl(n->fd, TUNSETVNETHDRSZ, &hdr) < 0) {
+		err_errno(e, "TUNSETVNETHDRSZ 12 (the tun driver cannot use the virtio 1.x header)");
+		goto fail;
+	}
+	n->is_tap = true;
+	n->tun_offloads = probe_offloads(n->fd);
+	return n;
+fail:
+	net_close(n);
+	return NULL;
+}
+
+struct net *net_open_fd(int fd, const uint8_t mac[6], unsigned tun_offloads, unsigned index,
+			struct err *e)
+{
+	struct net *n = net_new(index, mac, e);
+
+	if (!n) {
+		close(fd);
+		return NULL;
+	}
+	n->fd = fd;
+	n->tun_offloads = tun_offloads;
+	return n;
+}
+
+/* ---- helpers ---- */
+
+static struct vq *rxq(struct net *n)
+{
+	return &n->t.q[RXQ].vq;
+}
+
+static struct vq *txq(struct net *n)
+{
+	return &n->t.q[TXQ].vq;
+}
+
+static bool has(const struct net *n, unsigned bit)
+{
+	return n->t.features & (1ULL << bit);
+}
+
+static void bad_chain(struct net *n, const char *why)
+{
+	atomic_fetch_add(&n->stats.bad_chains, 1);
+	virtio_mmio_log_once(&n->t, "bad chain", why);
+}
+
+/* A problem with the tap itself, not the guest: one line per device. */
+static void host_problem(struct net *n, const char *what, int err, const char *hint)
+{
+	if (!atomic_flag_test_and_set(&n->host_logged))
+		fprintf(stderr, "ember: %s: %s %s: %s%s (the VM goes on; further tap errors are "
+			"only counted)\n", n->name, what, n->opts.tap[0] ? n->opts.tap : "fd",
+			strerror(err), hint);
+}
+
+/* Copy between a host buffer and bytes [off, off + len) of an iovec array.
+ * Returns the bytes copied. */
+static size_t iov_copy(const struct iovec *iov, unsigned n, size_t off, void *buf, size_t len,
+		       bool to_iov)
+{
+	uint8_t *b = buf;
+	size_t done = 0;
+
+	for (unsigned i = 0; i < n && done < len; i++) {
+		size_t k;
+
+		if (off >= iov[i].iov_len) {
+			off -= iov[i].iov_len;
+			continue;
+		}
+		k = iov[i].iov_len - off;
+		if (k > len - done)
+			k = len - done;
+		if (to_iov)
+			memcpy((uint8_t *)iov[i].iov_base + off, b + done, k);
+		else
+			memcpy(b + done, (uint8_t *)iov[i].iov_base + off, k);
+		done += k;
+		off = 0;
+	}
+	return done;
+}
+
+/* ---- receive (§5.1.6.3, §5.1.6.4) ---- */
+
+/* TUN_F_* for what the driver negotiated: the tap may hand over partial
+ * checksums only with GUEST_CSUM, and GSO frames only of the negotiated
+ * kinds (which need GUEST_CSUM too, §5.1.3.1). */
+static void apply_offloads(struct net *n)
+{
+	unsigned off = 0;
+
+	n->offloads_stale = false;
+	if (has(n, VIRTIO_NET_F_GUEST_CSUM)) {
+		off = TUN_F_CSUM;
+		if (has(n, VIRTIO_NET_F_GUEST_TSO4))
+			off |= TUN_F_TSO4;
+		if (has(n, VIRTIO_NET_F_GUEST_TSO6))
+			off |= TUN_F_TSO6;
+		if (has(n, VIRTIO_NET_F_GUEST_UFO))
+			off |= TUN_F_UFO;
+	}
+	off &= n->tun_offloads;
+	if (!n->is_tap || off == n->offloads_now)
+		return;
+	if (ioctl(n->fd, TUNSETOFFLOAD, off) < 0)
+		host_problem(n, "TUNSETOFFLOAD on", errno, "");
+	else
+		n->offloads_now = off;
+}
+
+/* Largest frame (with header) the driver may be sent: the READV must be
+ * able to take it. */
+static uint64_t rx_need(const struct net *n)
+{
+	bool big = has(n, VIRTIO_NET_F_GUEST_TSO4) || has(n, VIRTIO_NET_F_GUEST_TSO6) ||
+		   has(n, VIRTIO_NET_F_GUEST_UFO);
+
+	return NET_HDR_LEN + (big ? NET_GSO_FRAME_MAX : NET_FRAME_MAX);
+}
+
+/* Keep a popped receive chain, or say why it cannot be one. */
+static const char *rx_take(struct net *n, const struct vq_chain *c)
+{
+	struct net_rx_chain *rc = &n->rx_chain[n->rx_nchains];
+	uint64_t cap = 0;
+
+	/* §5.1.6.3: receive buffers are device-writable; §5.1.6.3.1: each at
+	 * least a header long. */
+	if (c->nread)
+		return "device-readable buffer in a receive chain";
+	if (c->bad_addr)
+		return "receive buffer outside guest RAM";
+	if (c->write_len < NET_HDR_LEN)
+		return "receive buffer shorter than the 12-byte header";
+	rc->head = c->head;
+	rc->niov = 0;
+	for (uint16_t i = 0; i < c->nseg && cap < NET_RX_CHAIN_CAP; i++) {
+		uint64_t len = c->seg[i].len;
+
+		if (!len)
+			continue;
+		if (len > NET_RX_CHAIN_CAP - cap)
+			len = NET_RX_CHAIN_CAP - cap;
+		n->rx_iov[n->rx_niov + rc->niov].iov_base = c->seg[i].host;
+		n->rx_iov[n->rx_niov + rc->niov].iov_len = len;
+		rc->niov++;
+		cap += len;
+	}
+	rc->cap = (uint32_t)cap;
+	n->rx_niov += rc->niov;
+	n->rx_cap += cap;
+	n->rx_nchains++;
+	return NULL;
+}
+
+static void rx_fill(struct net *n);
+
+/* Lock held, loop thread.  Take receive chains until a largest frame fits
+ * (with MRG_RXBUF; else one chain), then post the READV into them.  Without
+ * any chain nothing is read: frames wait in the tap until the driver adds
+ * buffers and notifies (vq_arm_notify asked it to). */
+static void rx_fill(struct net *n)
+{
+	struct vq *q = rxq(n);
+	bool mrg = has(n, VIRTIO_NET_F_MRG_RXBUF);
+	uint64_t need = mrg ? rx_need(n) : 1;
+	struct io_uring_sqe *sqe;
+	const char *why;
+
+	if (n->rx_inflight || n->rx_quiesce || n->rx_stopped || !virtio_mmio_live(&n->t) ||
+	    !n->t.q[RXQ].ready)
+		return;
+	if (n->offloads_stale)
+		apply_offloads(n);
+	while (n->rx_cap < need && n->rx_nchains < NET_RX_CHAINS &&
+	       NET_RX_IOVS - n->rx_niov >= VQ_CHAIN_MAX) {
+		int rc = vq_pop(q, &n->chain, &why);
+
+		if (rc == VQ_EMPTY) {
+			if (vq_arm_notify(q))
+				continue;
+			break;
+		}
+		if (rc == VQ_BROKEN) {
+			virtio_mmio_needs_reset(&n->t, why);
+			return;
+		}
+		if (rc == VQ_CHAIN)
+			why = rx_take(n, &n->chain);
+		if (why) {
+			/* Malformed: back to the driver unused. */
+			bad_chain(n, why);
+			vq_push(q, n->chain.head, 0);
+			n->rx_dirty = true;
+		}
+	}
+	if (!n->rx_nchains) {
+		if (!n->rx_waiting)
+			atomic_fetch_add(&n->stats.rx_waits, 1);
+		n->rx_waiting = true;
+		return;
+	}
+	n->rx_waiting = false;
+	sqe = loop_sqe(n->loop, &n->rx_op);
+	io_uring_prep_readv(sqe, n->fd, n->rx_iov, mrg ? n->rx_niov : n->rx_chain[0].niov, 0);
+	n->rx_inflight = true;
+	n->rx_gen = n->t.q[RXQ].gen;
+}
+
+/* The header the tap wrote, made what the driver negotiated: false when
+ * the frame cannot be given to this driver at all. */
+static bool rx_fix_header(const struct net *n, struct virtio_net_hdr *h)
+{
+	uint8_t gso = h->gso_type & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN;
+
+	if (!has(n, VIRTIO_NET_F_GUEST_CSUM)) {
+		/* §5.1.6.4.1: without GUEST_CSUM flags are 0 (the tap marks
+		 * verified checksums DATA_VALID regardless) and the checksum
+		 * must be complete. */
+		if (h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM)
+			return false;
+		h->flags = 0;
+	}
+	/* §5.1.6.4.1: only GSO kinds the driver negotiated. */
+	if ((h->gso_type & VIRTIO_NET_HDR_GSO_ECN) && !has(n, VIRTIO_NET_F_GUEST_ECN))
+		return false;
+	switch (gso) {
+	case VIRTIO_NET_HDR_GSO_NONE:
+		return true;
+	case VIRTIO_NET_HDR_GSO_TCPV4:
+		return has(n, VIRTIO_NET_F_GUEST_TSO4);
+	case VIRTIO_NET_HDR_GSO_TCPV6:
+		return has(n, VIRTIO_NET_F_GUEST_TSO6);
+	case VIRTIO_NET_HDR_GSO_UDP:
+		return has(n, VIRTIO_NET_F_GUEST_UFO);
+	default:
+		return false;
+	}
+}
+
+/* A frame of len bytes (header included) is in the chains: hand the ones it
+ * filled to the driver and keep the rest for the next READV. */
+static void rx_deliver(struct net *n, uint32_t len, const struct virtio_net_hdr *h)
+{
+	struct virtio_net_hdr hdr = *h;
+	uint32_t left = len;
+	unsigned m = 0, iovs = 0;
+	uint64_t used_cap = 0;
+
+	while (left) {
+		uint32_t k = n->rx_chain[m].cap < left ? n->rx_chain[m].cap : left;
+
+		left -= k;
+		used_cap += n->rx_chain[m].cap;
+		iovs += n->rx_chain[m].niov;
+		m++;
+	}
+	/* §5.1.6.4: num_buffers is the number of buffers the frame uses, 1
+	 * without MRG_RXBUF (the tap leaves those two bytes untouched).  The
+	 * used ring's release store in vq_publish() orders this write before
+	 * the driver can see the buffers. */
+	hdr.num_buffers = (uint16_t)m;
+	iov_copy(n->rx_iov, n->rx_niov, 0, &hdr, NET_HDR_LEN, true);
+	left = len;
+	for (unsigned i = 0; i < m; i++) {
+		uint32_t k = n->rx_chain[i].cap < left ? n->rx_chain[i].cap : left;
+
+		vq_push(rxq(n), n->rx_chain[i].head, k);
+		left -= k;
+	}
+	n->rx_dirty = true;
+	n->rx_nchains -= m;
+	n->rx_niov -= iovs;
+	n->rx_cap -= used_cap;
+	memmove(n->rx_chain, n->rx_chain + m, n->rx_nchains * sizeof(n->rx_chain[0]));
+	memmove(n->rx_iov, n->rx_iov + iovs, n->rx_niov * sizeof(n->rx_iov[0]));
+	atomic_fetch_add(&n->stats.rx_packets, 1);
+	atomic_fetch_add(&n->stats.rx_bytes, len - NET_HDR_LEN);
+}
+
+static void wake_quiescer(struct net *n)
+{
+	if (n->rx_quiesce || n->tx_quiesce)
+		pthread_cond_broadcast(&n->idle);
+}
+
+static void rx_done(struct loop_op *op, int res)
+{
+	struct net *n = (struct net *)((char *)op - offsetof(struct net, rx_op));
+	uint64_t avail;
+	struct virtio_net_hdr h;
+
+	pthread_mutex_lock(&n->t.lock);
+	n->rx_inflight = false;
+	avail = has(n, VIRTIO_NET_F_MRG_RXBUF) ? n->rx_cap : n->rx_nchains ? n->rx_chain[0].cap : 0;
+	if (n->rx_gen != n->t.q[RXQ].gen || n->rx_quiesce || n->loop->stop) {
+		/* The chains went back to the driver with the reset. */
+	} else if (res == -EAGAIN || res == -EINTR || res == -ECANCELED) {
+		/* Nothing read: post it again. */
+	} else if (res <= 0) {
+		atomic_fetch_add(&n->stats.rx_errors, 1);
+		n->rx_stopped = true;
+		host_problem(n, "read from", res ? -res : EIO, "; receiving stopped");
+	} else if ((uint64_t)res > avail || (uint32_t)res < NET_HDR_LEN + NET_FRAME_MIN ||
+		   iov_copy(n->rx_iov, n->rx_niov, 0, &h, NET_HDR_LEN, false) != NET_HDR_LEN ||
+		   !rx_fix_header(n, &h)) {
+		/* Longer than the buffers (the tap returns the whole length
+		 * and truncates), or not for this driver: dropped, and the
+		 * chains are used for the next frame. */
+		atomic_fetch_add(&n->stats.rx_dropped, 1);
+	} else {
+		rx_deliver(n, (uint32_t)res, &h);
+	}
+	rx_fill(n);
+	wake_quiescer(n);
+	pthread_mutex_unlock(&n->t.lock);
+}
+
+/* ---- transmit (§5.1.6.2) ---- */
+
+static struct net_tx_req *tx_get(struct net *n)
+{
+	struct net_tx_req *r = n->tx_free;
+
+	if (r)
+		n->tx_free = r->next_free;
+	return r;
+}
+
+static void tx_put(struct net *n, struct net_tx_req *r)
+{
+	r->next_free = n->tx_free;
+	n->tx_free = r;
+}
+
+/* §5.1.6.2.1: the driver uses only the offloads it negotiated. */
+static const char *tx_header_bad(const struct net *n, const struct virtio_net_hdr *h)
+{
+	if ((h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && !has(n, VIRTIO_NET_F_CSUM))
+		return "NEEDS_CSUM without VIRTIO_NET_F_CSUM";
+	if ((h->gso_type & VIRTIO_NET_HDR_GSO_ECN) && !has(n, VIRTIO_NET_F_HOST_ECN))
+		return "GSO with ECN without VIRTIO_NET_F_HOST_ECN";
+	switch (h->gso_type & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN) {
+	case VIRTIO_NET_HDR_GSO_NONE:
+		return NULL;
+	case VIRTIO_NET_HDR_GSO_TCPV4:
+		return has(n, VIRTIO_NET_F_HOST_TSO4) ? NULL : "GSO_TCPV4 without HOST_TSO4";
+	case VIRTIO_NET_HDR_GSO_TCPV6:
+		return has(n, VIRTIO_NET_F_HOST_TSO6) ? NULL : "GSO_TCPV6 without HOST_TSO6";
+	case VIRTIO_NET_HDR_GSO_UDP:
+		return has(n, VIRTIO_NET_F_HOST_UFO) ? NULL : "GSO_UDP without HOST_UFO";
+	default:
+		return "unknown gso_type";
+	}
+}
+
+static void tx_submit(struct net *n, struct net_tx_req *r)
+{
+	struct io_uring_sqe *sqe = loop_sqe(n->loop, &r->op);
+
+	io_uring_prep_writev(sqe, n->fd, r->iov, r->niov, 0);
+	n->tx_inflight++;
+}
+
+/* Lock held.  One chain, one frame: header copied and checked, the frame
+ * written to the tap straight from guest memory. */
+static void tx_start(struct net *n, const struct vq_chain *c)
+{
+	struct virtio_net_hdr h;
+	struct net_tx_req *r;
+	const char *why = NULL;
+	uint64_t off = NET_HDR_LEN;
+
+	if (c->nread != c->nseg)
+		why = "device-writable buffer in a transmit chain";
+	else if (c->bad_addr)
+		why = "transmit buffer outside guest RAM";
+	else if (c->read_len < NET_HDR_LEN + NET_FRAME_MIN)
+		why = "transmit chain shorter than the header and an Ethernet header";
+	else if (c->read_len - NET_HDR_LEN > NET_GSO_FRAME_MAX)
+		why = "transmit frame longer than 65553 bytes";
+	else if (vq_chain_read(c, 0, &h, NET_HDR_LEN) != NET_HDR_LEN)
+		why = "transmit header unreadable";
+	else
+		why = tx_header_bad(n, &h);
+	if (why) {
+		/* Dropped: the chain goes back to the driver as sent. */
+		atomic_fetch_add(&n->stats.tx_dropped, 1);
+		bad_chain(n, why);
+		vq_push(txq(n), c->head, 0);
+		n->tx_dirty = true;
+		return;
+	}
+	r = tx_get(n);
+	r->head = c->head;
+	r->gen = n->t.q[TXQ].gen;
+	r->hdr = h;
+	r->hdr.num_buffers = 0;   /* §5.1.6.2: unused on transmit */
+	r->iov[0].iov_base = &r->hdr;
+	r->iov[0].iov_len = NET_HDR_LEN;
+	r->niov = 1;
+	for (uint16_t i = 0; i < c->nseg; i++) {
+		const struct vq_seg *s = &c->seg[i];
+
+		if (off >= s->len) {
+			off -= s->len;
+			continue;
+		}
+		r->iov[r->niov].iov_base = s->host + off;
+		r->iov[r->niov].iov_len = s->len - off;
+		r->niov++;
+		off = 0;
+	}
+	tx_submit(n, r);
+}
+
+static void tx_done(struct loop_op *op, int res)
+{
+	struct net_tx_req *r = (struct net_tx_req *)op;
+	struct net *n = r->n;
+
+	pthread_mutex_lock(&n->t.lock);
+	n->tx_inflight--;
+	if (r->gen != n->t.q[TXQ].gen || n->tx_quiesce || n->loop->stop) {
+		tx_put(n, r);   /* the chain went back to the driver with the reset */
+	} else if (res == -EAGAIN || res == -EINTR || res == -ECANCELED) {
+		tx_submit(n, r);
+	} else {
+		if (res < 0) {
+			/* Refused by the tap (down: EIO; a header the kernel
+			 * rejects: EINVAL): the frame is lost, as on a wire. */
+			atomic_fetch_add(&n->stats.tx_errors, 1);
+			host_problem(n, "write to", -res, res == -EIO ? " (is the tap up?)" : "");
+		} else {
+			atomic_fetch_add(&n->stats.tx_packets, 1);
+			atomic_fetch_add(&n->stats.tx_bytes,
+					 (unsigned)res > NET_HDR_LEN ? (unsigned)res - NET_HDR_LEN : 0);
+		}
+		/* §5.1.6.2: transmit buffers are used with length 0. */
+		vq_push(txq(n), r->head, 0);
+		n->tx_dirty = true;
+		tx_put(n, r);
+	}
+	wake_quiescer(n);
+	pthread_mutex_unlock(&n->t.lock);
+}
+
+/* Lock held, loop thread.  Pop and send until the ring is empty or every
+ * request slot is busy (the batch hook resumes then). */
+static void tx_process(struct net *n)
+{
+	struct vq *q = txq(n);
+	const char *why;
+
+	if (n->tx_quiesce || !virtio_mmio_live(&n->t) || !n->t.q[TXQ].ready)
+		return;
+	for (;;) {
+		while (n->tx_free) {
+			int rc = vq_pop(q, &n->chain, &why);
+
+			if (rc == VQ_EMPTY)
+				break;
+			if (rc == VQ_BROKEN) {
+				virtio_mmio_needs_reset(&n->t, why);
+				return;
+			}
+			if (rc == VQ_BAD_CHAIN) {
+				atomic_fetch_add(&n->stats.tx_dropped, 1);
+				bad_chain(n, why);
+				vq_push(q, n->chain.head, 0);
+				n->tx_dirty = true;
+				continue;
+			}
+			tx_start(n, &n->chain);
+		}
+		if (!n->tx_free) {
+			n->tx_starved = true;
+			return;
+		}
+		if (!vq_arm_notify(q))
+			return;
+	}
+}
+
+/* ---- transport callbacks, the batch hook, reset ---- */
+
+static void net_notify(void *dev, unsigned q)
+{
+	struct net *n = dev;
+
+	if (q == RXQ)
+		rx_fill(n);
+	else if (q == TXQ)
+		tx_process(n);
+}
+
+/* End of a loop iteration: resume a starved transmit queue, publish both
+ * used rings once and interrupt at most once. */
+static void net_batch(void *opaque)
+{
+	struct net *n = opaque;
+	bool irq = false;
+
+	pthread_mutex_lock(&n->t.lock);
+	if (n->tx_starved && n->tx_free) {
+		n->tx_starved = false;
+		tx_process(n);
+	}
+	if (n->rx_dirty) {
+		n->rx_dirty = false;
+		irq |= vq_publish(rxq(n));
+	}
+	if (n->tx_dirty) {
+		n->tx_dirty = false;
+		irq |= vq_publish(txq(n));
+	}
+	if (irq)
+		virtio_mmio_interrupt(&n->t, VIRTIO_INT_USED);
+	pthread_mutex_unlock(&n->t.lock);
+}
+
+/* Loop thread: cancel every READV/WRITEV on the tap, so that their
+ * completions arrive now (see quiesce()). */
+static void cancel_tap_io(struct net *n)
+{
+	struct io_uring_sqe *sqe = loop_sqe(n->loop, &n->cancel_op);
+
+	io_uring_prep_cancel_fd(sqe, n->fd, IORING_ASYNC_CANCEL_ALL);
+}
+
+static void quiesce_kicked(void *opaque)
+{
+	struct net *n = opaque;
+
+	pthread_mutex_lock(&n->t.lock);
+	if ((n->rx_quiesce && n->rx_inflight) || (n->tx_quiesce && n->tx_inflight))
+		cancel_tap_io(n);
+	pthread_mutex_unlock(&n->t.lock);
+}
+
+static void cancel_done(struct loop_op *op, int res)
+{
+	(void)op;
+	(void)res;
+}
+
+/* Lock held, vCPU thread (a reset).  A READV in flight would write a frame
+ * into buffers that belong to the driver again once the reset returns (it
+ * may already be reusing that memory), and a WRITEV may still read from
+ * them: wait until the loop has cancelled or completed them.  The loop
+ * needs the lock for that; pthread_cond_timedwait releases it meanwhile. */
+static void quiesce(struct net *n, bool rx, bool tx)
+{
+	struct timespec ts;
+	uint64_t one = 1;
+
+	n->rx_quiesce = rx;
+	n->tx_quiesce = tx;
+	if (pthread_equal(pthread_self(), n->loop_thread)) {
+		/* Only in unit tests and the fuzzer, which drive registers
+		 * from the loop's own thread: it cannot wait for itself.
+		 * The completions find a new generation and are dropped. */
+		cancel_tap_io(n);
+		n->rx_quiesce = n->tx_quiesce = false;
+		return;
+	}
+	(void)!write(n->quiesce_fd, &one, sizeof(one));
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += NET_QUIESCE_MS / 1000;
+	ts.tv_nsec += (NET_QUIESCE_MS % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	while ((rx && n->rx_inflight) || (tx && n->tx_inflight)) {
+		if (pthread_cond_timedwait(&n->idle, &n->t.lock, &ts) == ETIMEDOUT) {
+			/* The loop is stopping (or stuck): go on; what
+			 * completes later finds a new generation. */
+			host_problem(n, "reset: I/O still in flight on", ETIMEDOUT, "");
+			break;
+		}
+	}
+	n->rx_quiesce = n->tx_quiesce = false;
+}
+
+static void net_reset(void *dev, int q)
+{
+	struct net *n = dev;
+	bool rx = q < 0 || q == RXQ, tx = q < 0 || q == TXQ;
+
+	if (rx) {
+		/* The chains held belong to the driver again. */
+		n->rx_nchains = n->rx_niov = 0;
+		n->rx_cap = 0;
+		n->rx_dirty = n->rx_waiting = false;
+		n->offloads_stale = true;
+	}
+	if (tx)
+		n->tx_dirty = n->tx_starved = false;
+	if ((rx && n->rx_inflight) || (tx && n->tx_inflight))
+		quiesce(n, rx, tx);
+}
+
+static const struct virtio_dev_ops net_ops = {
+	.device_id = 1,
+	.num_queues = 2,
+	.queue_num_max = NET_QUEUE_SIZE,
+	.notify = net_notify,
+	.reset = net_reset,
+};
+
+/* Configuration space (§5.1.4): mac, status (link up), max_virtqueue_pairs
+ * (1), mtu (1500, informative: VIRTIO_NET_F_MTU is not offered). */
+static void build_config(struct net *n)
+{
+	memcpy(n->config, n->opts.mac, 6);
+	n->config[6] = 1;    /* VIRTIO_NET_S_LINK_UP */
+	n->config[7] = 0;
+	n->config[8] = 1;
+	n->config[9] = 0;
+	n->config[10] = 1500 & 0xff;
+	n->config[11] = 1500 >> 8;
+}
+
+int net_attach(struct net *n, unsigned slot, const struct guest_mem *mem,
+	       struct loop *loop, const struct virtio_irq *irq, struct err *e)
+{
+	uint64_t f = (1ULL << VIRTIO_F_RING_EVENT_IDX) | (1ULL << VIRTIO_F_RING_INDIRECT_DESC) |
+		     (1ULL << VIRTIO_NET_F_MAC) | (1ULL << VIRTIO_NET_F_STATUS) |
+		     (1ULL << VIRTIO_NET_F_MRG_RXBUF);
+	/* §5.1.3.1: TSO and UFO only together with the checksum offload
+	 * they need, in each direction. */
+	if (n->tun_offloads & TUN_F_CSUM) {
+		f |= (1ULL << VIRTIO_NET_F_CSUM) | (1ULL << VIRTIO_NET_F_GUEST_CSUM);
+		if (n->tun_offloads & TUN_F_TSO4)
+			f |= (1ULL << VIRTIO_NET_F_HOST_TSO4) | (1ULL << VIRTIO_NET_F_GUEST_TSO4);
+		if (n->tun_offloads & TUN_F_TSO6)
+			f |= (1ULL << VIRTIO_NET_F_HOST_TSO6) | (1ULL << VIRTIO_NET_F_GUEST_TSO6);
+		if (n->tun_offloads & TUN_F_UFO)
+			f |= (1ULL << VIRTIO_NET_F_HOST_UFO) | (1ULL << VIRTIO_NET_F_GUEST_UFO);
+	}
+	build_config(n);
+	n->tx_reqs = calloc(NET_TX_REQS, sizeof(*n->tx_reqs));
+	if (!n->tx_reqs)
+		return err_set(e, "out of memory");
+	for (int i = NET_TX_REQS - 1; i >= 0; i--) {
+		n->tx_reqs[i].n = n;
+		n->tx_reqs[i].op.done = tx_done;
+		tx_put(n, &n->tx_reqs[i]);
+	}
+	n->loop = loop;
+	n->loop_thread = pthread_self();
+	n->rx_op.done = rx_done;
+	n->cancel_op.done = cancel_done;
+	n->quiesce_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (n->quiesce_fd < 0)
+		return err_errno(e, "eventfd");
+	if (virtio_mmio_init(&n->t, n->name, slot, &net_ops, n, f, n->config,
+			     sizeof(n->config), mem, loop, irq, e) < 0)
+		return -1;
+	loop_watch_efd(loop, &n->quiesce_watch, n->quiesce_fd, quiesce_kicked, n);
+	loop_add_hook(loop, &n->hook, net_batch, n);
+	return 0;
+}
+
+struct virtio_mmio *net_transport(struct net *n)
+{
+	return &n->t;
+}
+
+const struct net_stats *net_get_stats(const struct net *n)
+{
+	return &n->stats;
+}
+
+const uint8_t *net_mac(const struct net *n)
+{
+	return n->opts.mac;
+}
+
+void net_close(struct net *n)
+{
+	if (!n)
+		return;
+	pthread_cond_destroy(&n->idle);
+	virtio_mmio_fini(&n->t);
+	if (n->quiesce_fd >= 0)
+		close(n->quiesce_fd);
+	if (n->fd >= 0)
+		close(n->fd);
+	free(n->tx_reqs);
+	free(n);
+}
