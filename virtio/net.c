@@ -265,8 +265,8 @@ struct net *net_open(const struct net_opts *o, unsigned index, struct err *e)
 				"with ip tuntap add dev %s mode tap user USER, or run as root)",
 				o->tap);
 		else if (errno == EINVAL)
-			err_set(e, "not a single-queue tap device (create one: ip tuntap add dev %s "
-				"mode tap)", o->tap);
+			err_set(e, "not a tap device, or a multi-queue one (ember attaches to a "
+				"single-queue tap: ip tuntap add dev NAME mode tap)");
 		else if (errno == EBUSY)
 			err_set(e, "in use by another process (a tap has one reader)");
 		else
