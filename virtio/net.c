@@ -459,8 +459,8 @@ static void rx_fill(struct net *n)
 	struct io_uring_sqe *sqe;
 	const char *why;
 
-	if (n->rx_inflight || n->rx_quiesce || n->rx_stopped || !virtio_mmio_live(&n->t) ||
-	    !n->t.q[RXQ].ready)
+	if (n->rx_inflight || n->rx_quiesce || n->rx_stopped || n->loop->stop ||
+	    !virtio_mmio_live(&n->t) || !n->t.q[RXQ].ready)
 		return;
 	if (n->offloads_stale)
 		apply_offloads(n);

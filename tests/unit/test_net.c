@@ -1,0 +1,867 @@
+/* virtio-net (virtio/net.c) on fake guest memory: the transport driven
+ * through its registers, frames through two real split rings, the tap a
+ * SOCK_SEQPACKET socket pair (one message = 12-byte header + frame, like a
+ * tap with vnet headers) served by a real io_uring loop.  Transmit chains of
+ * every layout, receive into single and merged buffers, back-pressure with
+ * no buffers, malformed chains, header checks in both directions, reset
+ * with a READV in flight (from the loop's thread and from another thread),
+ * and option parsing. */
+#define CHECK_FILE "net"
+#include "../check.h"
+
+#include <errno.h>
+#include <linux/if_tun.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "loop.h"
+#include "mem.h"
+#include "virtio/net.h"
+
+#define RAM   (2u << 20)
+#define QNUM  128
+#define BUF0  0x10000u
+
+struct q {
+	uint64_t desc, avail, used;
+	uint16_t avail_idx, next_desc;
+};
+
+static uint8_t *ram;
+static struct guest_mem gm;
+static struct loop loop;
+static struct net *n;
+static struct virtio_mmio *t;
+static int peer = -1;              /* the test's end of the "tap" */
+static struct q rx = { 0x1000, 0x2000, 0x3000, 0, 0 };
+static struct q tx = { 0x4000, 0x5000, 0x6000, 0, 0 };
+static uint64_t bump;
+static int raised;
+
+static void irq_raise(void *o)
+{
+	raised++;
+}
+
+static void irq_lower(void *o)
+{
+}
+
+static const struct virtio_irq irq = { irq_raise, irq_lower, NULL };
+
+static uint32_t rd(uint64_t off)
+{
+	uint32_t v;
+
+	virtio_mmio_io(t, off, (uint8_t *)&v, 4, false);
+	return v;
+}
+
+static void wr(uint64_t off, uint32_t v)
+{
+	virtio_mmio_io(t, off, (uint8_t *)&v, 4, true);
+}
+
+static uint64_t offered(void)
+{
+	uint64_t lo, hi;
+
+	wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+	lo = rd(VIRTIO_MMIO_DEVICE_FEATURES);
+	wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+	hi = rd(VIRTIO_MMIO_DEVICE_FEATURES);
+	return lo | hi << 32;
+}
+
+static void queue_setup(unsigned i, struct q *q)
+{
+	q->avail_idx = q->next_desc = 0;
+	memset(ram + q->avail, 0, 0x1000);
+	memset(ram + q->used, 0, 0x1000);
+	wr(VIRTIO_MMIO_QUEUE_SEL, i);
+	wr(VIRTIO_MMIO_QUEUE_NUM, QNUM);
+	wr(VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)q->desc);
+	wr(VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)q->avail);
+	wr(VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)q->used);
+	wr(VIRTIO_MMIO_QUEUE_READY, 1);
+}
+
+/* The driver's initialisation (§3.1.1) with offered & want. */
+static void driver_init(uint64_t want)
+{
+	uint64_t feat = (offered() & want) | (1ULL << VIRTIO_F_VERSION_1);
+
+	wr(VIRTIO_MMIO_STATUS, 0);
+	wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+	wr(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)feat);
+	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+	wr(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(feat >> 32));
+	wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+	   VIRTIO_STATUS_FEATURES_OK);
+	queue_setup(0, &rx);
+	queue_setup(1, &tx);
+	wr(VIRTIO_MMIO_STATUS, rd(VIRTIO_MMIO_STATUS) | VIRTIO_STATUS_DRIVER_OK);
+}
+
+static void open_net(unsigned offloads, uint64_t want)
+{
+	static const uint8_t mac[6] = { 0x02, 0x11, 0x22, 0x33, 0x44, 0x55 };
+	struct err e;
+	int sv[2];
+
+	raised = 0;
+	ram = aligned_alloc(4096, RAM);
+	memset(ram, 0, RAM);
+	gm_init(&gm, ram, RAM);
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	peer = sv[1];
+	n = net_open_fd(sv[0], mac, offloads, 0, &e);
+	CHECK(n != NULL);
+	CHECK_EQ(loop_init(&loop, 64, &e), 0);
+	CHECK_EQ(net_attach(n, 0, &gm, &loop, &irq, &e), 0);
+	t = net_transport(n);
+	bump = BUF0;
+	driver_init(want);
+}
+
+static void close_net(void)
+{
+	CHECK_EQ(loop_fini(&loop, 2000), 0);
+	net_close(n);
+	close(peer);
+	free(ram);
+}
+
+static uint64_t alloc(uint32_t len)
+{
+	uint64_t a = bump;
+
+	bump = (bump + len + 63) & ~63ULL;
+	return a;
+}
+
+struct seg {
+	uint64_t gpa;
+	uint32_t len;
+	bool w;
+};
+
+/* Make a direct chain available; returns its head. */
+static uint16_t add_chain(struct q *q, const struct seg *s, int cnt)
+{
+	uint16_t head = q->next_desc;
+
+	for (int i = 0; i < cnt; i++) {
+		uint16_t d = (uint16_t)((q->next_desc + i) % QNUM);
+		struct vq_desc desc = { s[i].gpa, s[i].len,
+					(uint16_t)((s[i].w ? VIRTQ_DESC_F_WRITE : 0) |
+						   (i + 1 < cnt ? VIRTQ_DESC_F_NEXT : 0)),
+					(uint16_t)((d + 1) % QNUM) };
+
+		memcpy(ram + q->desc + 16u * d, &desc, sizeof(desc));
+	}
+	q->next_desc = (uint16_t)((q->next_desc + cnt) % QNUM);
+	memcpy(ram + q->avail + 4 + 2u * (q->avail_idx % QNUM), &head, 2);
+	q->avail_idx++;
+	memcpy(ram + q->avail + 2, &q->avail_idx, 2);
+	return head;
+}
+
+static uint16_t used_idx(const struct q *q)
+{
+	uint16_t v;
+
+	memcpy(&v, ram + q->used + 2, 2);
+	return v;
+}
+
+static void used_elem(const struct q *q, uint16_t k, uint32_t *id, uint32_t *len)
+{
+	memcpy(id, ram + q->used + 4 + 8u * (k % QNUM), 4);
+	memcpy(len, ram + q->used + 8 + 8u * (k % QNUM), 4);
+}
+
+static void kick(unsigned qi)
+{
+	wr(VIRTIO_MMIO_QUEUE_NOTIFY, qi);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Run the loop until q's used index reaches k (or 3 s pass). */
+static bool run_until_used(const struct q *q, uint16_t k)
+{
+	uint64_t end = now_ms() + 3000;
+
+	while ((uint16_t)(used_idx(q) - k) > 0x8000 && now_ms() < end) {
+		loop_once(&loop, false);
+		if ((uint16_t)(used_idx(q) - k) > 0x8000)
+			usleep(200);
+	}
+	return (uint16_t)(used_idx(q) - k) <= 0x8000;
+}
+
+static void run_idle(void)
+{
+	for (int i = 0; i < 20; i++) {
+		loop_once(&loop, false);
+		usleep(300);
+	}
+}
+
+static void pattern(uint8_t *p, size_t len, unsigned seed)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = (uint8_t)(i * 13 + seed + (i >> 8));
+}
+
+static struct virtio_net_hdr hdr_of(uint8_t flags, uint8_t gso, uint16_t gso_size)
+{
+	struct virtio_net_hdr h = { flags, gso, 0, gso_size, 0, 0, 0 };
+
+	if (flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+		h.csum_start = 34;
+		h.csum_offset = 6;
+	}
+	return h;
+}
+
+/* The host sends one frame (header + len bytes of pattern seed). */
+static void host_send(const struct virtio_net_hdr *h, uint32_t len, unsigned seed)
+{
+	static uint8_t buf[NET_HDR_LEN + 70000];
+
+	memcpy(buf, h, NET_HDR_LEN);
+	pattern(buf + NET_HDR_LEN, len, seed);
+	CHECK_EQ(send(peer, buf, NET_HDR_LEN + len, 0), (ssize_t)(NET_HDR_LEN + len));
+}
+
+/* The next frame the device wrote to the "tap", or -1. */
+static ssize_t host_recv(uint8_t *buf, size_t cap)
+{
+	return recv(peer, buf, cap, MSG_DONTWAIT);
+}
+
+static bool host_has_frame(void)
+{
+	uint8_t b;
+
+	return recv(peer, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+#define ALL (~0ULL)
+#define NO_MRG (~(1ULL << VIRTIO_NET_F_MRG_RXBUF))
+#define OFFLOADS (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_UFO)
+
+/* ---- configuration ---- */
+
+TEST(config_and_features)
+{
+	uint8_t cfg[NET_CONFIG_SIZE];
+	uint64_t f;
+
+	open_net(OFFLOADS, ALL);
+	f = offered();
+	CHECK(f & (1ULL << VIRTIO_F_VERSION_1));
+	CHECK(f & (1ULL << VIRTIO_NET_F_MAC));
+	CHECK(f & (1ULL << VIRTIO_NET_F_STATUS));
+	CHECK(f & (1ULL << VIRTIO_NET_F_MRG_RXBUF));
+	CHECK(f & (1ULL << VIRTIO_F_RING_EVENT_IDX));
+	CHECK(f & (1ULL << VIRTIO_NET_F_CSUM));
+	CHECK(f & (1ULL << VIRTIO_NET_F_GUEST_CSUM));
+	CHECK(f & (1ULL << VIRTIO_NET_F_HOST_TSO4));
+	CHECK(f & (1ULL << VIRTIO_NET_F_GUEST_TSO6));
+	CHECK(f & (1ULL << VIRTIO_NET_F_HOST_UFO));
+	CHECK(!(f & (1ULL << VIRTIO_NET_F_HOST_ECN)));
+	CHECK_EQ(rd(VIRTIO_MMIO_DEVICE_ID), 1);
+	for (unsigned i = 0; i < NET_CONFIG_SIZE; i++)
+		virtio_mmio_io(t, VIRTIO_MMIO_CONFIG + i, &cfg[i], 1, false);
+	CHECK(!memcmp(cfg, (const uint8_t[]){ 0x02, 0x11, 0x22, 0x33, 0x44, 0x55 }, 6));
+	CHECK_EQ(cfg[6] | cfg[7] << 8, 1);   /* VIRTIO_NET_S_LINK_UP */
+	wr(VIRTIO_MMIO_QUEUE_SEL, 2);
+	CHECK_EQ(rd(VIRTIO_MMIO_QUEUE_NUM_MAX), 0);   /* no control queue */
+	close_net();
+
+	/* A tap without offloads: none offered (§5.1.3.1 dependencies). */
+	open_net(0, ALL);
+	f = offered();
+	CHECK(!(f & ((1ULL << VIRTIO_NET_F_CSUM) | (1ULL << VIRTIO_NET_F_GUEST_CSUM) |
+		     (1ULL << VIRTIO_NET_F_HOST_TSO4) | (1ULL << VIRTIO_NET_F_GUEST_TSO4) |
+		     (1ULL << VIRTIO_NET_F_HOST_UFO))));
+	CHECK(f & (1ULL << VIRTIO_NET_F_MRG_RXBUF));
+	close_net();
+}
+
+/* ---- transmit ---- */
+
+TEST(tx_layouts)
+{
+	uint8_t want[1600], got[2000];
+	struct virtio_net_hdr h = hdr_of(VIRTIO_NET_HDR_F_NEEDS_CSUM, 0, 0), gh;
+	uint64_t a, b, c;
+	uint32_t id, len;
+	uint16_t head;
+	ssize_t r;
+
+	open_net(OFFLOADS, ALL);
+	/* Header and frame in one descriptor. */
+	a = alloc(NET_HDR_LEN + 1000);
+	memcpy(ram + a, &h, NET_HDR_LEN);
+	pattern(ram + a + NET_HDR_LEN, 1000, 1);
+	head = add_chain(&tx, (struct seg[]){ { a, NET_HDR_LEN + 1000, false } }, 1);
+	kick(1);
+	CHECK(run_until_used(&tx, 1));
+	used_elem(&tx, 0, &id, &len);
+	CHECK_EQ(id, head);
+	CHECK_EQ(len, 0);      /* §5.1.6.2: nothing written */
+	r = host_recv(got, sizeof(got));
+	CHECK_EQ(r, NET_HDR_LEN + 1000);
+	memcpy(&gh, got, NET_HDR_LEN);
+	CHECK_EQ(gh.flags, VIRTIO_NET_HDR_F_NEEDS_CSUM);
+	CHECK_EQ(gh.csum_start, 34);
+	CHECK(!memcmp(got + NET_HDR_LEN, ram + a + NET_HDR_LEN, 1000));
+	CHECK(raised > 0);
+
+	/* Header alone, then the frame split in three (one empty, one odd),
+	 * the split inside the Ethernet header. */
+	pattern(want, 1514, 2);
+	a = alloc(NET_HDR_LEN);
+	b = alloc(7);
+	c = alloc(1514 - 7);
+	memcpy(ram + a, &h, NET_HDR_LEN);
+	memcpy(ram + b, want, 7);
+	memcpy(ram + c, want + 7, 1514 - 7);
+	add_chain(&tx, (struct seg[]){ { a, NET_HDR_LEN, false }, { b, 7, false }, { c, 0, false },
+				       { c, 1514 - 7, false } }, 4);
+	kick(1);
+	CHECK(run_until_used(&tx, 2));
+	r = host_recv(got, sizeof(got));
+	CHECK_EQ(r, NET_HDR_LEN + 1514);
+	CHECK(!memcmp(got + NET_HDR_LEN, want, 1514));
+
+	/* The header itself split across descriptors. */
+	a = alloc(5);
+	b = alloc(NET_HDR_LEN - 5 + 60);
+	memcpy(ram + a, &h, 5);
+	memcpy(ram + b, (uint8_t *)&h + 5, NET_HDR_LEN - 5);
+	pattern(ram + b + NET_HDR_LEN - 5, 60, 3);
+	add_chain(&tx, (struct seg[]){ { a, 5, false }, { b, NET_HDR_LEN - 5 + 60, false } }, 2);
+	kick(1);
+	CHECK(run_until_used(&tx, 3));
+	r = host_recv(got, sizeof(got));
+	CHECK_EQ(r, NET_HDR_LEN + 60);
+	CHECK(!memcmp(got, &h, NET_HDR_LEN));
+	CHECK(!memcmp(got + NET_HDR_LEN, ram + b + NET_HDR_LEN - 5, 60));
+	CHECK_EQ(net_get_stats(n)->tx_packets, 3);
+	CHECK_EQ(net_get_stats(n)->tx_bytes, 1000 + 1514 + 60);
+	close_net();
+}
+
+TEST(tx_batch_beyond_request_slots)
+{
+	enum { N = 100 };
+	uint8_t got[200];
+	uint64_t a;
+	int frames = 0, irqs;
+
+	open_net(OFFLOADS, ALL);
+	/* More chains than transmit request slots (64), one kick. */
+	for (int i = 0; i < N; i++) {
+		struct virtio_net_hdr h = hdr_of(0, 0, 0);
+
+		a = alloc(NET_HDR_LEN + 60);
+		memcpy(ram + a, &h, NET_HDR_LEN);
+		pattern(ram + a + NET_HDR_LEN, 60, (unsigned)i);
+		add_chain(&tx, (struct seg[]){ { a, NET_HDR_LEN + 60, false } }, 1);
+	}
+	raised = 0;
+	kick(1);
+	CHECK(run_until_used(&tx, N));
+	irqs = raised;
+	/* In order: frame i carries pattern seed i. */
+	for (int i = 0; i < N; i++) {
+		uint8_t want[60];
+
+		if (host_recv(got, sizeof(got)) != NET_HDR_LEN + 60)
+			break;
+		pattern(want, 60, (unsigned)i);
+		if (memcmp(got + NET_HDR_LEN, want, 60))
+			break;
+		frames++;
+	}
+	CHECK_EQ(frames, N);
+	CHECK(irqs >= 1 && irqs <= 4);   /* once per loop iteration at most */
+	close_net();
+}
+
+TEST(tx_bad_chains_dropped)
+{
+	struct virtio_net_hdr h;
+	uint64_t a, w;
+	uint32_t id, len;
+	uint8_t got[200];
+
+	open_net(OFFLOADS, ~((1ULL << VIRTIO_NET_F_CSUM) | (1ULL << VIRTIO_NET_F_HOST_TSO4)));
+	/* A device-writable buffer in a transmit chain. */
+	a = alloc(NET_HDR_LEN + 60);
+	w = alloc(64);
+	add_chain(&tx, (struct seg[]){ { a, NET_HDR_LEN + 60, false }, { w, 64, true } }, 2);
+	/* Only a header. */
+	add_chain(&tx, (struct seg[]){ { a, NET_HDR_LEN, false } }, 1);
+	/* NEEDS_CSUM, and GSO, without the features. */
+	h = hdr_of(VIRTIO_NET_HDR_F_NEEDS_CSUM, 0, 0);
+	a = alloc(NET_HDR_LEN + 60);
+	memcpy(ram + a, &h, NET_HDR_LEN);
+	add_chain(&tx, (struct seg[]){ { a, NET_HDR_LEN + 60, false } }, 1);
+	h = hdr_of(0, VIRTIO_NET_HDR_GSO_TCPV4, 1448);
+	a = alloc(NET_HDR_LEN + 60);
+	memcpy(ram + a, &h, NET_HDR_LEN);
+	add_chain(&tx, (struct seg[]){ { a, NET_HDR_LEN + 60, false } }, 1);
+	/* A buffer outside guest RAM, and an unknown GSO type. */
+	add_chain(&tx, (struct seg[]){ { RAM - 16, NET_HDR_LEN + 60, false } }, 1);
+	h = hdr_of(0, 7, 1000);
+	a = alloc(NET_HDR_LEN + 60);
+	memcpy(ram + a, &h, NET_HDR_LEN);
+	add_chain(&tx, (struct seg[]){ { a, NET_HDR_LEN + 60, false } }, 1);
+	/* Then a good one. */
+	h = hdr_of(0, 0, 0);
+	a = alloc(NET_HDR_LEN + 60);
+	memcpy(ram + a, &h, NET_HDR_LEN);
+	add_chain(&tx, (struct seg[]){ { a, NET_HDR_LEN + 60, false } }, 1);
+	kick(1);
+	CHECK(run_until_used(&tx, 7));
+	for (uint16_t k = 0; k < 7; k++) {
+		used_elem(&tx, k, &id, &len);
+		CHECK_EQ(len, 0);
+	}
+	CHECK_EQ(host_recv(got, sizeof(got)), NET_HDR_LEN + 60);
+	CHECK(!host_has_frame());
+	CHECK_EQ(net_get_stats(n)->tx_dropped, 6);
+	CHECK_EQ(net_get_stats(n)->tx_packets, 1);
+	CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET));
+	close_net();
+}
+
+/* ---- receive ---- */
+
+TEST(rx_single_buffers)
+{
+	struct virtio_net_hdr h = hdr_of(VIRTIO_NET_HDR_F_DATA_VALID, 0, 0), gh;
+	uint8_t want[1514];
+	uint64_t b[3];
+	uint32_t id, len;
+	uint16_t head[3];
+
+	open_net(OFFLOADS, NO_MRG & ~(1ULL << VIRTIO_NET_F_GUEST_CSUM));
+	for (int i = 0; i < 3; i++) {
+		b[i] = alloc(NET_HDR_LEN + 1518);
+		memset(ram + b[i], 0xee, NET_HDR_LEN + 1518);
+		head[i] = add_chain(&rx, (struct seg[]){ { b[i], NET_HDR_LEN + 1518, true } }, 1);
+	}
+	kick(0);
+	/* num_buffers is what the tap leaves untouched: the device must set
+	 * it to 1 without MRG_RXBUF (§5.1.6.4); DATA_VALID is cleared
+	 * without GUEST_CSUM (§5.1.6.4.1). */
+	h.num_buffers = 0x7777;
+	host_send(&h, 1514, 5);
+	host_send(&h, 60, 6);
+	CHECK(run_until_used(&rx, 2));
+	used_elem(&rx, 0, &id, &len);
+	CHECK_EQ(id, head[0]);
+	CHECK_EQ(len, NET_HDR_LEN + 1514);
+	memcpy(&gh, ram + b[0], NET_HDR_LEN);
+	CHECK_EQ(gh.num_buffers, 1);
+	CHECK_EQ(gh.flags, 0);
+	pattern(want, 1514, 5);
+	CHECK(!memcmp(ram + b[0] + NET_HDR_LEN, want, 1514));
+	used_elem(&rx, 1, &id, &len);
+	CHECK_EQ(id, head[1]);
+	CHECK_EQ(len, NET_HDR_LEN + 60);
+	CHECK_EQ(ram[b[1] + NET_HDR_LEN + 60], 0xee);   /* nothing beyond */
+	CHECK(raised > 0);
+	CHECK_EQ(net_get_stats(n)->rx_packets, 2);
+	close_net();
+}
+
+TEST(rx_merged_buffers)
+{
+	struct virtio_net_hdr h = hdr_of(0, 0, 0), gh;
+	static uint8_t want[60000], got[60000];
+	uint64_t b[40];
+	uint32_t id, len, total = 0;
+
+	open_net(OFFLOADS, ALL);
+	for (int i = 0; i < 8; i++) {
+		b[i] = alloc(256);
+		add_chain(&rx, (struct seg[]){ { b[i], 256, true } }, 1);
+	}
+	kick(0);
+	/* 1000 bytes + header over four 256-byte buffers. */
+	host_send(&h, 1000, 7);
+	CHECK(run_until_used(&rx, 4));
+	memcpy(&gh, ram + b[0], NET_HDR_LEN);
+	CHECK_EQ(gh.num_buffers, 4);
+	for (uint16_t k = 0; k < 4; k++) {
+		used_elem(&rx, k, &id, &len);
+		CHECK_EQ(id, k);
+		CHECK_EQ(len, k < 3 ? 256 : NET_HDR_LEN + 1000 - 3 * 256);
+		memcpy(got + total, ram + b[k], len);
+		total += len;
+	}
+	pattern(want, 1000, 7);
+	CHECK(!memcmp(got + NET_HDR_LEN, want, 1000));
+	/* A small frame takes the next buffer alone. */
+	host_send(&h, 100, 8);
+	CHECK(run_until_used(&rx, 5));
+	used_elem(&rx, 4, &id, &len);
+	CHECK_EQ(id, 4);
+	CHECK_EQ(len, NET_HDR_LEN + 100);
+	memcpy(&gh, ram + b[4], NET_HDR_LEN);
+	CHECK_EQ(gh.num_buffers, 1);
+	close_net();
+
+	/* GUEST_TSO4: a 60000-byte GSO frame over 2 KiB buffers. */
+	open_net(OFFLOADS, ALL);
+	for (int i = 0; i < 40; i++) {
+		b[i] = alloc(2048);
+		add_chain(&rx, (struct seg[]){ { b[i], 2048, true } }, 1);
+	}
+	kick(0);
+	h = hdr_of(VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, 1448);
+	host_send(&h, 60000, 9);
+	CHECK(run_until_used(&rx, 30));
+	memcpy(&gh, ram + b[0], NET_HDR_LEN);
+	CHECK_EQ(gh.num_buffers, 30);
+	CHECK_EQ(gh.gso_type, VIRTIO_NET_HDR_GSO_TCPV4);
+	CHECK_EQ(gh.gso_size, 1448);
+	total = 0;
+	for (uint16_t k = 0; k < 30; k++) {
+		used_elem(&rx, k, &id, &len);
+		memcpy(got + total, ram + b[k] + (k ? 0 : NET_HDR_LEN), len - (k ? 0 : NET_HDR_LEN));
+		total += len - (k ? 0 : NET_HDR_LEN);
+	}
+	CHECK_EQ(total, 60000);
+	pattern(want, 60000, 9);
+	CHECK(!memcmp(got, want, 60000));
+	close_net();
+}
+
+TEST(rx_multi_descriptor_chain)
+{
+	struct virtio_net_hdr h = hdr_of(0, 0, 0);
+	uint8_t want[1514];
+	uint64_t a, b;
+	uint32_t id, len;
+
+	/* Without MRG_RXBUF a chain of two buffers holds one frame, the
+	 * header split from the data as Linux's "big packets" do. */
+	open_net(OFFLOADS, NO_MRG);
+	a = alloc(NET_HDR_LEN);
+	b = alloc(1518);
+	add_chain(&rx, (struct seg[]){ { a, NET_HDR_LEN, true }, { b, 1518, true } }, 2);
+	kick(0);
+	host_send(&h, 1514, 11);
+	CHECK(run_until_used(&rx, 1));
+	used_elem(&rx, 0, &id, &len);
+	CHECK_EQ(len, NET_HDR_LEN + 1514);
+	pattern(want, 1514, 11);
+	CHECK(!memcmp(ram + b, want, 1514));
+	close_net();
+}
+
+TEST(rx_backpressure_without_buffers)
+{
+	struct virtio_net_hdr h = hdr_of(0, 0, 0);
+	uint8_t want[200];
+	uint64_t b[8];
+	uint32_t id, len;
+
+	open_net(OFFLOADS, ALL);
+	/* No buffers: the frames stay in the "tap" and nothing is used. */
+	for (int i = 0; i < 5; i++)
+		host_send(&h, 100 + (uint32_t)i, (unsigned)i);
+	kick(0);
+	run_idle();
+	CHECK_EQ(used_idx(&rx), 0);
+	CHECK_EQ(net_get_stats(n)->rx_packets, 0);
+	CHECK(net_get_stats(n)->rx_waits >= 1);
+	CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET));
+	/* Buffers, and the driver's notification: all five, in order (they
+	 * waited in the "tap"). */
+	for (int i = 0; i < 8; i++) {
+		b[i] = alloc(2048);
+		add_chain(&rx, (struct seg[]){ { b[i], 2048, true } }, 1);
+	}
+	kick(0);
+	CHECK(run_until_used(&rx, 5));
+	for (uint16_t k = 0; k < 5; k++) {
+		used_elem(&rx, k, &id, &len);
+		CHECK_EQ(len, NET_HDR_LEN + 100 + k);
+		pattern(want, 100 + k, k);
+		CHECK(!memcmp(ram + b[id] + NET_HDR_LEN, want, 100 + k));
+	}
+	close_net();
+}
+
+TEST(rx_frames_the_driver_cannot_take)
+{
+	struct virtio_net_hdr h;
+	uint64_t b[4];
+	uint32_t id, len;
+
+	/* Neither GUEST_CSUM nor GUEST_TSO4 negotiated (left in the tap from
+	 * an earlier driver, say): such frames are dropped, and the buffer
+	 * takes the next frame. */
+	open_net(OFFLOADS, NO_MRG & ~((1ULL << VIRTIO_NET_F_GUEST_CSUM) |
+				      (1ULL << VIRTIO_NET_F_GUEST_TSO4)));
+	for (int i = 0; i < 2; i++) {
+		b[i] = alloc(NET_HDR_LEN + 1518);
+		add_chain(&rx, (struct seg[]){ { b[i], NET_HDR_LEN + 1518, true } }, 1);
+	}
+	kick(0);
+	h = hdr_of(VIRTIO_NET_HDR_F_NEEDS_CSUM, 0, 0);
+	host_send(&h, 200, 1);
+	h = hdr_of(0, VIRTIO_NET_HDR_GSO_TCPV4, 1448);
+	host_send(&h, 1400, 2);
+	h = hdr_of(0, VIRTIO_NET_HDR_GSO_UDP | VIRTIO_NET_HDR_GSO_ECN, 1000);
+	host_send(&h, 1400, 3);
+	h = hdr_of(0, 0, 0);
+	host_send(&h, 300, 4);
+	CHECK(run_until_used(&rx, 1));
+	run_idle();
+	CHECK_EQ(used_idx(&rx), 1);
+	used_elem(&rx, 0, &id, &len);
+	CHECK_EQ(id, 0);
+	CHECK_EQ(len, NET_HDR_LEN + 300);
+	CHECK_EQ(net_get_stats(n)->rx_dropped, 3);
+	close_net();
+}
+
+TEST(rx_malformed_chains)
+{
+	struct virtio_net_hdr h = hdr_of(0, 0, 0);
+	uint64_t a, b;
+	uint32_t id, len;
+	uint16_t bad1, bad2, bad3, good;
+
+	open_net(OFFLOADS, ALL);
+	a = alloc(64);
+	b = alloc(2048);
+	/* A device-readable buffer, one shorter than a header, one outside
+	 * RAM: each returned unused; then a good one gets the frame. */
+	bad1 = add_chain(&rx, (struct seg[]){ { a, 64, false }, { b, 2048, true } }, 2);
+	bad2 = add_chain(&rx, (struct seg[]){ { a, 8, true } }, 1);
+	bad3 = add_chain(&rx, (struct seg[]){ { RAM - 100, 2048, true } }, 1);
+	good = add_chain(&rx, (struct seg[]){ { b, 2048, true } }, 1);
+	kick(0);
+	host_send(&h, 500, 1);
+	CHECK(run_until_used(&rx, 4));
+	used_elem(&rx, 0, &id, &len);
+	CHECK_EQ(id, bad1);
+	CHECK_EQ(len, 0);
+	used_elem(&rx, 1, &id, &len);
+	CHECK_EQ(id, bad2);
+	CHECK_EQ(len, 0);
+	used_elem(&rx, 2, &id, &len);
+	CHECK_EQ(id, bad3);
+	CHECK_EQ(len, 0);
+	used_elem(&rx, 3, &id, &len);
+	CHECK_EQ(id, good);
+	CHECK_EQ(len, NET_HDR_LEN + 500);
+	CHECK_EQ(net_get_stats(n)->bad_chains, 3);
+	CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET));
+
+	/* A head beyond the queue size: the ring is corrupt. */
+	{
+		uint16_t bogus = QNUM + 5;
+
+		memcpy(ram + rx.avail + 4 + 2u * (rx.avail_idx % QNUM), &bogus, 2);
+		rx.avail_idx++;
+		memcpy(ram + rx.avail + 2, &rx.avail_idx, 2);
+	}
+	host_send(&h, 500, 2);
+	kick(0);
+	run_idle();
+	CHECK(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+	close_net();
+}
+
+/* Reset with a READV in flight, from the loop's own thread: the read is
+ * cancelled, a later frame is neither read nor written into the old
+ * buffer, and after re-initialisation it arrives. */
+TEST(reset_with_read_in_flight)
+{
+	struct virtio_net_hdr h = hdr_of(0, 0, 0);
+	uint64_t b, b2;
+	uint32_t id, len;
+
+	open_net(OFFLOADS, ALL);
+	b = alloc(2048);
+	memset(ram + b, 0xab, 2048);
+	add_chain(&rx, (struct seg[]){ { b, 2048, true } }, 1);
+	kick(0);
+	run_idle();                   /* the READV is posted and waits */
+	wr(VIRTIO_MMIO_STATUS, 0);
+	run_idle();                   /* the cancellation completes */
+	host_send(&h, 300, 1);
+	run_idle();
+	CHECK_EQ(ram[b], 0xab);
+	CHECK_EQ(ram[b + 100], 0xab);
+	driver_init(ALL);
+	b2 = alloc(2048);
+	add_chain(&rx, (struct seg[]){ { b2, 2048, true } }, 1);
+	kick(0);
+	CHECK(run_until_used(&rx, 1));
+	used_elem(&rx, 0, &id, &len);
+	CHECK_EQ(len, NET_HDR_LEN + 300);
+	CHECK_EQ(ram[b], 0xab);
+	close_net();
+}
+
+static atomic_int reset_done;
+
+static void *reset_thread(void *arg)
+{
+	uint64_t *ms = arg;
+	uint64_t t0 = now_ms();
+
+	wr(VIRTIO_MMIO_STATUS, 0);
+	*ms = now_ms() - t0;
+	atomic_store(&reset_done, 1);
+	return NULL;
+}
+
+/* The same from another thread (a vCPU): the reset waits until the loop has
+ * cancelled the READV, so no frame can land in the buffer after it. */
+TEST(reset_from_vcpu_thread_waits_for_the_read)
+{
+	struct virtio_net_hdr h = hdr_of(0, 0, 0);
+	uint64_t b, ms = 0;
+	pthread_t th;
+	void *ret;
+	uint64_t end;
+
+	open_net(OFFLOADS, ALL);
+	b = alloc(2048);
+	memset(ram + b, 0xab, 2048);
+	add_chain(&rx, (struct seg[]){ { b, 2048, true } }, 1);
+	kick(0);
+	run_idle();
+	atomic_store(&reset_done, 0);
+	CHECK_EQ(pthread_create(&th, NULL, reset_thread, &ms), 0);
+	end = now_ms() + 3000;
+	while (now_ms() < end && !atomic_load(&reset_done)) {
+		loop_once(&loop, false);
+		usleep(200);
+	}
+	pthread_join(th, &ret);
+	CHECK(ms < NET_QUIESCE_MS);
+	host_send(&h, 300, 1);
+	run_idle();
+	CHECK_EQ(ram[b], 0xab);
+	/* The frame waited for the next driver. */
+	driver_init(ALL);
+	b = alloc(2048);
+	add_chain(&rx, (struct seg[]){ { b, 2048, true } }, 1);
+	kick(0);
+	CHECK(run_until_used(&rx, 1));
+	close_net();
+}
+
+/* A "tap" that fails (here: shut down) makes writes fail: counted, chains
+ * returned used, the VM goes on. */
+TEST(tap_errors_are_counted)
+{
+	struct virtio_net_hdr h = hdr_of(0, 0, 0);
+	uint64_t a;
+	uint32_t id, len;
+
+	signal(SIGPIPE, SIG_IGN);   /* as in ember: a socket "tap" would raise it */
+	open_net(OFFLOADS, ALL);
+	shutdown(peer, SHUT_RDWR);
+	a = alloc(NET_HDR_LEN + 60);
+	memcpy(ram + a, &h, NET_HDR_LEN);
+	add_chain(&tx, (struct seg[]){ { a, NET_HDR_LEN + 60, false } }, 1);
+	kick(1);
+	CHECK(run_until_used(&tx, 1));
+	used_elem(&tx, 0, &id, &len);
+	CHECK_EQ(len, 0);
+	CHECK_EQ(net_get_stats(n)->tx_errors, 1);
+	/* A receive that fails (EOF) stops receiving instead of spinning. */
+	a = alloc(2048);
+	add_chain(&rx, (struct seg[]){ { a, 2048, true } }, 1);
+	kick(0);
+	run_idle();
+	CHECK_EQ(net_get_stats(n)->rx_errors, 1);
+	CHECK_EQ(used_idx(&rx), 0);
+	close_net();
+}
+
+/* ---- options ---- */
+
+TEST(option_parsing)
+{
+	struct net_opts o;
+	struct err e;
+	uint8_t m1[6], m2[6];
+
+	CHECK_EQ(net_parse("tap0", &o, &e), 0);
+	CHECK(!strcmp(o.tap, "tap0"));
+	CHECK(!o.mac_set);
+	CHECK_EQ(net_parse("tap1,mac=02:AB:cd:00:01:ff", &o, &e), 0);
+	CHECK(o.mac_set);
+	CHECK(!memcmp(o.mac, (const uint8_t[]){ 2, 0xab, 0xcd, 0, 1, 0xff }, 6));
+	CHECK_EQ(net_parse("tap1,mac=02:ab:cd:00:01", &o, &e), -1);
+	CHECK_STR_HAS(e.msg, "invalid MAC address '02:ab:cd:00:01'");
+	CHECK_EQ(net_parse("tap1,mac=02-ab-cd-00-01-ff", &o, &e), -1);
+	CHECK_EQ(net_parse("tap1,mac=ff:ff:ff:ff:ff:ff", &o, &e), -1);
+	CHECK_STR_HAS(e.msg, "multicast");
+	CHECK_EQ(net_parse("tap1,mac=00:00:00:00:00:00", &o, &e), -1);
+	CHECK_STR_HAS(e.msg, "all zeros");
+	CHECK_EQ(net_parse("tap1,ro", &o, &e), -1);
+	CHECK_STR_HAS(e.msg, "unknown option 'ro'");
+	CHECK_EQ(net_parse("", &o, &e), -1);
+	CHECK_EQ(net_parse("0123456789abcdef", &o, &e), -1);
+	CHECK_STR_HAS(e.msg, "longer than 15");
+	CHECK_EQ(net_parse("a b", &o, &e), -1);
+	/* The default MAC: stable per name, locally administered, unicast. */
+	net_default_mac("tap0", m1);
+	net_default_mac("tap0", m2);
+	CHECK(!memcmp(m1, m2, 6));
+	CHECK_EQ(m1[0], 0x02);
+	net_default_mac("tap1", m2);
+	CHECK(memcmp(m1, m2, 6));
+}
+
+TEST(open_errors)
+{
+	struct net_opts o;
+	struct err e;
+	struct net *x;
+
+	CHECK_EQ(net_parse("ember-no-such", &o, &e), 0);
+	x = net_open(&o, 0, &e);
+	CHECK(x == NULL);
+	/* Not root: /dev/net/tun is closed; root: the tap does not exist. */
+	CHECK(strstr(e.msg, "no such network interface") || strstr(e.msg, "/dev/net/tun"));
+}
+
+CHECK_MAIN(T(config_and_features), T(tx_layouts), T(tx_batch_beyond_request_slots),
+	   T(tx_bad_chains_dropped), T(rx_single_buffers), T(rx_merged_buffers),
+	   T(rx_multi_descriptor_chain), T(rx_backpressure_without_buffers),
+	   T(rx_frames_the_driver_cannot_take), T(rx_malformed_chains),
+	   T(reset_with_read_in_flight), T(reset_from_vcpu_thread_waits_for_the_read),
+	   T(tap_errors_are_counted), T(option_parsing), T(open_errors))
