@@ -86,10 +86,17 @@ static void efd_done(struct loop_op *op, int res)
 
 	if (res == -ECANCELED || w->loop->stop)
 		return;
-	/* res is 8 (the counter, now reset to 0), or an error such as
-	 * -EAGAIN/-EINTR that only means "look again": either way the
+	/* res is 8 (the counter, now reset to 0), or an error: either way the
 	 * watcher runs, so a notification can never be lost. */
 	w->fn(w->opaque);
+	if (res < 0 && res != -EAGAIN && res != -EINTR) {
+		/* A broken descriptor (EBADF, ...) would fail again at once:
+		 * re-arming it would spin. */
+		static const char msg[] = "ember: an eventfd read failed; no longer watched\n";
+
+		(void)!write(2, msg, sizeof(msg) - 1);
+		return;
+	}
 	if (!w->loop->stop)
 		efd_arm(w);
 }
@@ -135,6 +142,8 @@ static void console_poll_done(struct loop_op *op, int res)
 	l->polling_input = false;
 	if (res > 0 && l->con.input && !l->stop)
 		l->con.input(l->con.opaque);
+	else if (res < 0 && res != -ECANCELED && res != -EINTR && res != -EAGAIN)
+		l->con.input_fd = -1;   /* unpollable (e.g. stdin closed): like EOF */
 	/* Re-armed at the end of the iteration, if input is still wanted. */
 }
 

@@ -21,6 +21,7 @@
 #define EMBER_LOOP_H
 
 #include <liburing.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -82,7 +83,7 @@ struct loop {
 	struct loop_hook *hooks;
 	struct loop_console con;
 	bool polling_input;
-	bool stop;
+	atomic_bool stop;          /* set by the loop thread; read by vCPUs too */
 	struct loop_op poll_op, tick_op, cancel_op;
 	struct loop_efd stop_efd, wake_efd;
 	struct __kernel_timespec tick_ts;

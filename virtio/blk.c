@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <time.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <stdio.h>
@@ -67,6 +69,9 @@ struct blk {
 	struct loop_hook hook;
 	struct vq_chain chain;     /* scratch for vq_pop */
 	struct blk_req *reqs, *free;
+	unsigned busy;             /* request slots in use (in flight) */
+	pthread_cond_t idle;       /* signalled when busy drops to 0 */
+	bool idle_ok;              /* idle was initialised */
 	bool dirty;                /* used entries pushed, not yet published */
 	bool starved;              /* stopped popping for want of a request slot */
 	struct blk_stats stats;
@@ -274,8 +279,10 @@ static struct blk_req *req_get(struct blk *b)
 {
 	struct blk_req *r = b->free;
 
-	if (r)
+	if (r) {
 		b->free = r->next_free;
+		b->busy++;
+	}
 	return r;
 }
 
@@ -283,6 +290,8 @@ static void req_put(struct blk *b, struct blk_req *r)
 {
 	r->next_free = b->free;
 	b->free = r;
+	if (--b->busy == 0)
+		pthread_cond_broadcast(&b->idle);   /* a reset may be waiting */
 }
 
 /* Lock held.  Finish r with 'status' and return its chain to the driver. */
@@ -772,15 +781,43 @@ static void blk_notify(void *dev, unsigned qi)
 	process(dev);
 }
 
+/* How long a reset waits for requests in flight (a hung image must not
+ * hang the vCPU forever), and how often it looks whether the VM is ending
+ * (then the loop no longer reaps completions). */
+#define RESET_WAIT_MS  2000
+#define RESET_SLICE_MS 20
+
 static void blk_reset(void *dev, int qi)
 {
 	struct blk *b = dev;
+	struct timespec now, until;
+	long waited = 0;
 
 	(void)qi;
-	/* Requests in flight stay allocated until their CQE arrives; the
-	 * transport bumped the queue generation, so orphaned() drops them. */
 	b->dirty = false;
 	b->starved = false;
+	/* Requests in flight complete on the host; the transport bumped the
+	 * queue generation, so orphaned() frees them without touching the
+	 * rings.  Their data still lands in guest memory, so the reset is not
+	 * complete (Status does not read 0, §2.4.1) until they are all back:
+	 * wait here, with t->lock released, while the loop reaps them. */
+	while (b->busy && !atomic_load(&b->loop->stop)) {
+		if (waited >= RESET_WAIT_MS) {
+			virtio_mmio_log_once(&b->t, "reset",
+					     "requests still in flight after 2 s; their data may "
+					     "reach guest memory after the reset");
+			break;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		until = now;
+		until.tv_nsec += RESET_SLICE_MS * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		if (pthread_cond_timedwait(&b->idle, &b->t.lock, &until) == ETIMEDOUT)
+			waited += RESET_SLICE_MS;
+	}
 }
 
 /* End of a loop iteration: publish the used ring once and interrupt once. */
@@ -826,9 +863,19 @@ int blk_attach(struct blk *b, unsigned slot, const struct guest_mem *mem,
 		return err_set(e, "out of memory");
 	for (int i = BLK_QUEUE_SIZE - 1; i >= 0; i--) {
 		b->reqs[i].b = b;
-		req_put(b, &b->reqs[i]);
+		b->reqs[i].next_free = b->free;
+		b->free = &b->reqs[i];
 	}
 	b->loop = loop;
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&b->idle, &ca);
+		pthread_condattr_destroy(&ca);
+		b->idle_ok = true;
+	}
 	if (virtio_mmio_init(&b->t, b->name, slot, &blk_ops, b, f, b->config,
 			     sizeof(b->config), mem, loop, irq, e) < 0)
 		return -1;
@@ -856,6 +903,8 @@ void blk_close(struct blk *b)
 	if (!b)
 		return;
 	virtio_mmio_fini(&b->t);
+	if (b->idle_ok)
+		pthread_cond_destroy(&b->idle);
 	if (b->fd_buffered >= 0 && b->fd_buffered != b->fd)
 		close(b->fd_buffered);
 	if (b->fd >= 0)

@@ -140,21 +140,33 @@ static void queue_reset(struct virtio_mmio *t, struct virtio_mmio_queue *mq)
 	mq->gen++;
 }
 
-/* §2.4 device reset: back to the state after power-on; requests in flight
- * are orphaned (their completions are dropped by the device). */
-static void device_reset(struct virtio_mmio *t)
+static void queues_off(struct virtio_mmio *t)
 {
-	t->status = 0;
-	t->driver_features = t->features = 0;
-	t->dev_features_sel = t->drv_features_sel = t->queue_sel = 0;
 	for (unsigned i = 0; i < t->ops->num_queues; i++) {
 		struct virtio_mmio_queue *mq = &t->q[i];
 
-		queue_reset(t, mq);
+		if (mq->ready || mq->vq.enabled)
+			queue_reset(t, mq);
 		mq->vq.num = 0;
 		mq->vq.desc_gpa = mq->vq.avail_gpa = mq->vq.used_gpa = 0;
 	}
+}
+
+/* §2.4 device reset: back to the state after power-on.  The queues stop
+ * first (requests in flight become orphans whose completions never reach
+ * the rings), then the device waits until none of them can still write
+ * guest memory, and only then does Status read 0: §2.4.1, the device must
+ * not interact with the queues once it has indicated that the reset is
+ * complete. */
+static void device_reset(struct virtio_mmio *t)
+{
+	queues_off(t);
 	t->ops->reset(t->dev, -1);
+	/* Another vCPU may have touched the queues while reset() waited. */
+	queues_off(t);
+	t->status = 0;
+	t->driver_features = t->features = 0;
+	t->dev_features_sel = t->drv_features_sel = t->queue_sel = 0;
 	/* §4.2.2.1: reset clears InterruptStatus. */
 	if (atomic_exchange(&t->isr, 0))
 		t->irq.lower(t->irq.opaque);
@@ -166,8 +178,8 @@ static void queue_ready(struct virtio_mmio *t, struct virtio_mmio_queue *mq, uin
 
 	if (v == 0) {
 		if (mq->ready) {
-			t->ops->reset(t->dev, (int)mq->index);
 			queue_reset(t, mq);
+			t->ops->reset(t->dev, (int)mq->index);
 		}
 		return;
 	}

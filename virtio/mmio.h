@@ -111,9 +111,12 @@ struct virtio_dev_ops {
 	 * DRIVER_OK).  Called only while the device is live (DRIVER_OK, not
 	 * NEEDS_RESET) and the queue enabled. */
 	void (*notify)(void *dev, unsigned q);
-	/* vCPU thread: the driver reset the device (or disabled a queue, then
-	 * q >= 0): forget requests in flight on it; their completions must
-	 * not touch the rings.  q = -1: every queue. */
+	/* vCPU thread: the driver reset the device (q = -1) or disabled queue
+	 * q.  The transport has already disabled the queues and bumped their
+	 * generation, so completions of requests in flight no longer touch the
+	 * rings; return once none of them can write guest memory any more
+	 * (virtio 1.2 §2.4.1: no interaction with the queues after the reset
+	 * completes), waiting on t->lock's condition if need be. */
 	void (*reset)(void *dev, int q);
 };
 

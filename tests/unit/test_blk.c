@@ -8,6 +8,8 @@
 #include "virtio_fake.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -242,6 +244,15 @@ static void file_read(uint64_t off, void *buf, size_t n)
 	int fd = open(path, O_RDONLY);
 
 	CHECK_EQ(pread(fd, buf, n, (off_t)off), (ssize_t)n);
+	close(fd);
+}
+
+/* Sector 0 of the image starts with "MARK". */
+static void file_write_marker(void)
+{
+	int fd = open(path, O_WRONLY);
+
+	CHECK_EQ(pwrite(fd, "MARK", 4, 0), 4);
 	close(fd);
 }
 
@@ -622,16 +633,31 @@ TEST(read_only_disk)
 	close_disk();
 }
 
+static atomic_bool reset_done;
+
+/* A vCPU: writes Status = 0, which returns only when the reset is complete. */
+static void *reset_thread(void *arg)
+{
+	(void)arg;
+	wr(VIRTIO_MMIO_STATUS, 0);
+	atomic_store(&reset_done, true);
+	return NULL;
+}
+
 TEST(reset_with_request_in_flight)
 {
 	uint64_t h, d, st;
 	uint32_t hdr[4] = { VIRTIO_BLK_T_IN, 0, 0, 0 };
+	pthread_t th;
+	uint64_t t0;
 
 	open_disk("", ALL_FEATURES);
 	h = alloc(16);
 	d = alloc(256 * 1024);
 	st = alloc(1);
 	memcpy(f.ram + h, hdr, 16);
+	memcpy(f.ram + d, "XXXX", 4);
+	file_write_marker();
 	f.ram[st] = S_NONE;
 	{
 		struct seg s[3] = { { h, 16, false }, { d, 256 * 1024, true }, { st, 1, true } };
@@ -639,17 +665,65 @@ TEST(reset_with_request_in_flight)
 		add_chain(s, 3);
 	}
 	kick();
-	/* One iteration: the notify is seen and the read queued on the ring. */
+	/* One iteration: the notify is seen and the read queued on the ring
+	 * (not yet submitted). */
 	loop_once(&loop, false);
-	wr(VIRTIO_MMIO_STATUS, 0);
+	CHECK_EQ(atomic_load(&blk_get_stats(b)->reads), 1);
+	/* The driver resets on another vCPU; the reset waits for the read,
+	 * which this thread (the loop) completes. */
+	atomic_store(&reset_done, false);
+	CHECK_EQ(pthread_create(&th, NULL, reset_thread, NULL), 0);
+	t0 = now_ms();
+	/* The queue goes off at once (the reset is waiting in it); only then
+	 * let the read complete. */
+	while (rd(VIRTIO_MMIO_QUEUE_READY) && now_ms() - t0 < 5000)
+		usleep(100);
+	CHECK(!atomic_load(&reset_done));
+	while (!atomic_load(&reset_done) && now_ms() - t0 < 5000) {
+		loop_once(&loop, false);
+		usleep(200);
+	}
+	pthread_join(th, NULL);
+	CHECK(now_ms() - t0 < 1500);              /* did not wait for the timeout */
+	/* Once Status reads 0 the read had landed (and nothing can land later),
+	 * but it never reached the ring: no used entry, no status, no
+	 * interrupt (§2.4.1). */
+	CHECK_EQ(rd(VIRTIO_MMIO_STATUS), 0);
+	CHECK(!memcmp(f.ram + d, "MARK", 4));
 	run_idle();
-	CHECK_EQ(atomic_load(&blk_get_stats(b)->reads), 1);   /* it was started */
-	CHECK_EQ(fake_used_idx(&f), 0);          /* the orphan never reached the ring */
+	CHECK_EQ(fake_used_idx(&f), 0);
 	CHECK_EQ(f.ram[st], S_NONE);
 	CHECK_EQ(rd(VIRTIO_MMIO_INTERRUPT_STATUS), 0);
 	/* Set up again: the slot came back and the device works. */
 	driver_init(ALL_FEATURES);
 	CHECK_EQ(request(VIRTIO_BLK_T_IN, 0, d, 512).status, VIRTIO_BLK_S_OK);
+	close_disk();
+}
+
+TEST(reset_gives_up_on_a_stuck_request)
+{
+	/* Nobody reaps completions (the loop is this very thread): the reset
+	 * waits its limit, then completes anyway rather than hang the vCPU. */
+	uint64_t d, t0;
+
+	open_disk("", ALL_FEATURES);
+	d = alloc(512);
+	{
+		uint64_t h = alloc(16), st = alloc(1);
+		uint32_t hdr[4] = { VIRTIO_BLK_T_IN, 0, 0, 0 };
+		struct seg s[3] = { { h, 16, false }, { d, 512, true }, { st, 1, true } };
+
+		memcpy(f.ram + h, hdr, 16);
+		add_chain(s, 3);
+	}
+	kick();
+	loop_once(&loop, false);
+	t0 = now_ms();
+	wr(VIRTIO_MMIO_STATUS, 0);
+	CHECK(now_ms() - t0 >= 1900);
+	CHECK_EQ(rd(VIRTIO_MMIO_STATUS), 0);
+	run_idle();
+	CHECK_EQ(fake_used_idx(&f), 0);
 	close_disk();
 }
 
@@ -870,7 +944,7 @@ TEST(open_errors)
 CHECK_MAIN(T(write_then_read), T(scatter_gather_and_shared_descriptors), T(indirect_request),
 	   T(flush_and_get_id), T(default_serial), T(discard), T(write_zeroes),
 	   T(discard_not_negotiated), T(malformed_chains), T(corrupt_ring_needs_reset),
-	   T(read_only_disk), T(reset_with_request_in_flight),
+	   T(read_only_disk), T(reset_with_request_in_flight), T(reset_gives_up_on_a_stuck_request),
 	   T(without_flush_writes_are_synchronous), T(direct_with_unaligned_buffers),
 	   T(interrupts_once_per_batch_and_event_idx), T(no_interrupt_flag_without_event_idx),
 	   T(many_requests_in_flight), T(option_parsing), T(open_errors))
