@@ -39,7 +39,7 @@ help:
 	@echo "make demo       install packages, build ember and the demo guest, boot it"
 	@echo "make guest      build the demo Linux kernel and initramfs (cached)"
 	@echo "make testguest  build the freestanding test guest (build/testguest.elf)"
-	@echo "make fuzz       build the libFuzzer target build/fuzz/fuzz_virtio (clang)"
+	@echo "make fuzz       build the libFuzzer targets build/fuzz/fuzz_virtio, fuzz_net (clang)"
 	@echo "make clean      remove build outputs (not the demo guest cache)"
 
 ember: $(OBJS)
@@ -94,7 +94,14 @@ build/fuzz/fuzz_virtio: $(FUZZ_SRCS) $(wildcard virtio/*.h) loop.h mem.h err.h
 	@echo "  FUZZ    $@"
 	@$(CLANG) $(CSTD) $(WARN) -I. -g -O1 -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=all -o $@ $(FUZZ_SRCS) -luring -lpthread
-fuzz: build/fuzz/fuzz_virtio
+# The same for virtio-net, its tap a socket pair (tests/integration/net-fuzz.sh).
+FUZZ_NET_SRCS := tests/fuzz/fuzz_net.c virtio/net.c virtio/mmio.c virtio/queue.c loop.c mem.c err.c
+build/fuzz/fuzz_net: $(FUZZ_NET_SRCS) $(wildcard virtio/*.h) loop.h mem.h err.h
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ    $@"
+	@$(CLANG) $(CSTD) $(WARN) -I. -g -O1 -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=all -o $@ $(FUZZ_NET_SRCS) -luring -lpthread
+fuzz: build/fuzz/fuzz_virtio build/fuzz/fuzz_net
 
 guest:
 	guest/build.sh $(CURDIR)/build/guest

@@ -400,15 +400,12 @@ static void apply_offloads(struct net *n)
 		n->offloads_now = off;
 }
 
-/* Largest frame (with header) the driver may be sent: the READV must be
- * able to take it. */
-static uint64_t rx_need(const struct net *n)
-{
-	bool big = has(n, VIRTIO_NET_F_GUEST_TSO4) || has(n, VIRTIO_NET_F_GUEST_TSO6) ||
-		   has(n, VIRTIO_NET_F_GUEST_UFO);
-
-	return NET_HDR_LEN + (big ? NET_GSO_FRAME_MAX : NET_FRAME_MAX);
-}
+/* With MRG_RXBUF, the buffers one READV spans: room for the largest frame
+ * a tap can hand over (a GSO frame, or a plain frame of a 64 KiB MTU the
+ * host and guest may agree on without telling the device), since a frame
+ * longer than the READV is lost.  Chains it does not fill stay for the
+ * next frame. */
+#define NET_RX_NEED (NET_HDR_LEN + NET_GSO_FRAME_MAX)
 
 /* Keep a popped receive chain, or say why it cannot be one. */
 static const char *rx_take(struct net *n, const struct vq_chain *c)
@@ -448,14 +445,15 @@ static const char *rx_take(struct net *n, const struct vq_chain *c)
 static void rx_fill(struct net *n);
 
 /* Lock held, loop thread.  Take receive chains until a largest frame fits
- * (with MRG_RXBUF; else one chain), then post the READV into them.  Without
+ * (with MRG_RXBUF, NET_RX_NEED; else one chain), then post the READV into
+ * them.  Without
  * any chain nothing is read: frames wait in the tap until the driver adds
  * buffers and notifies (vq_arm_notify asked it to). */
 static void rx_fill(struct net *n)
 {
 	struct vq *q = rxq(n);
 	bool mrg = has(n, VIRTIO_NET_F_MRG_RXBUF);
-	uint64_t need = mrg ? rx_need(n) : 1;
+	uint64_t need = mrg ? NET_RX_NEED : 1;
 	struct io_uring_sqe *sqe;
 	const char *why;
 

@@ -1,0 +1,316 @@
+/* libFuzzer target: a hostile guest against virtio-mmio + split virtqueue +
+ * virtio-net (virtio/mmio.c, virtio/queue.c, virtio/net.c), with the real
+ * io_uring loop and a SOCK_SEQPACKET socket pair standing in for the tap
+ * (one message = 12-byte header + frame), whose far end the input also
+ * drives as "the host".
+ *
+ * Each input is one guest:
+ *   byte 0      flags: 1 = driver handshake first (features from bytes 2-3,
+ *               queue size byte 1, rings at fixed places), 2 = receive
+ *               chains from the template, 4 = a transmit chain from the
+ *               template, 8 = the host sends the template's frame, 16 = kick
+ *               both queues and run the loop at the end, 32 = the RAM bytes
+ *               below go to the buffer area instead, 64 = transmit chain in
+ *               an indirect table
+ *   byte 1      QueueNum (both queues)
+ *   bytes 2-3   driver features: bit 0 EVENT_IDX, 1 INDIRECT_DESC,
+ *               2 MRG_RXBUF, 3 CSUM, 4 GUEST_CSUM, 5 HOST_TSO4, 6 GUEST_TSO4,
+ *               7 HOST_UFO, 8 GUEST_UFO, 9 HOST_ECN (never offered),
+ *               10 VERSION_1 omitted
+ *   bytes 4-15  template: receive chains (count, buffer length, buffers per
+ *               chain), transmit frame length (2), transmit segments,
+ *               transmit header flags and gso_type, host frame length (2),
+ *               host header gso_type, descriptor flag bits
+ *   byte 16     number of operations, then 8 bytes each: op, offset (2),
+ *               width, value (4); op % 8: 0 register/config write,
+ *               1 register/config read, 2 notify receive queue and run the
+ *               loop, 3 notify transmit queue and run the loop, 4 write 4
+ *               bytes of RAM, 5 run the loop, 6 reset, 7 the host sends a
+ *               frame of (value % 70000) bytes
+ *   the rest    guest RAM from address 0 (or the buffer area, flag 32),
+ *               written before the templates
+ * Memory errors and undefined behaviour abort (ASan/UBSan); so would a hang,
+ * through libFuzzer's -timeout. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <linux/if_tun.h>
+
+#include "loop.h"
+#include "mem.h"
+#include "virtio/net.h"
+
+#define RAM      (256u * 1024)
+#define RX_DESC  0x0000u
+#define RX_AVAIL 0x1000u
+#define RX_USED  0x2000u
+#define TX_DESC  0x3000u
+#define TX_AVAIL 0x4000u
+#define TX_USED  0x5000u
+#define TABLE    0x6000u
+#define BUFS     0x8000u
+#define FRAME_MAX 70000u
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static uint8_t *ram;
+static struct guest_mem mem;
+static struct loop loop;
+static struct net *nic;
+static struct virtio_mmio *t;
+static int dev_fd, host_fd;
+static uint8_t frame[NET_HDR_LEN + FRAME_MAX];
+
+static void irq_nop(void *o)
+{
+	(void)o;
+}
+
+static const struct virtio_irq irq = { irq_nop, irq_nop, NULL };
+
+static void init_once(void)
+{
+	static const uint8_t mac[6] = { 2, 0, 0, 0, 0, 1 };
+	struct err e;
+	int sv[2];
+
+	if (ram)
+		return;
+	ram = aligned_alloc(4096, RAM);
+	gm_init(&mem, ram, RAM);
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+		abort();
+	/* Room for a few large frames each way. */
+	for (int i = 0; i < 2; i++) {
+		int sz = 1 << 20;
+
+		setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+		setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	}
+	dev_fd = sv[0];
+	host_fd = sv[1];
+	nic = net_open_fd(dev_fd, mac, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_UFO, 0, &e);
+	if (!nic || loop_init(&loop, 64, &e) < 0 || net_attach(nic, 0, &mem, &loop, &irq, &e) < 0)
+		abort();
+	t = net_transport(nic);
+}
+
+static void mmio(uint64_t off, uint32_t v, uint32_t len, int write)
+{
+	uint8_t b[8] = { 0 };
+
+	memcpy(b, &v, 4);
+	virtio_mmio_io(t, off, b, len, write);
+}
+
+static void drain_host(void)
+{
+	while (recv(host_fd, frame, sizeof(frame), MSG_DONTWAIT) > 0)
+		;
+}
+
+static void run_loop(void)
+{
+	for (int i = 0; i < 4; i++)
+		loop_once(&loop, false);
+	drain_host();
+}
+
+/* Back to a quiet device: reset, let tap I/O of the previous input finish
+ * (only the eventfd reads stay pending: two queues and the quiesce one),
+ * and empty both ends of the socket pair. */
+static void quiesce(void)
+{
+	mmio(VIRTIO_MMIO_STATUS, 0, 4, 1);
+	for (int i = 0; i < 1000 && loop.inflight > 3; i++)
+		loop_once(&loop, false);
+	while (recv(dev_fd, frame, sizeof(frame), MSG_DONTWAIT) > 0)
+		;
+	drain_host();
+}
+
+static void queue(unsigned i, uint8_t num, uint32_t desc, uint32_t avail, uint32_t used)
+{
+	mmio(VIRTIO_MMIO_QUEUE_SEL, i, 4, 1);
+	mmio(VIRTIO_MMIO_QUEUE_NUM, num, 4, 1);
+	mmio(VIRTIO_MMIO_QUEUE_DESC_LOW, desc, 4, 1);
+	mmio(VIRTIO_MMIO_QUEUE_DRIVER_LOW, avail, 4, 1);
+	mmio(VIRTIO_MMIO_QUEUE_DEVICE_LOW, used, 4, 1);
+	mmio(VIRTIO_MMIO_QUEUE_READY, 1, 4, 1);
+}
+
+static void handshake(uint8_t num, unsigned fb)
+{
+	static const unsigned bits[] = {
+		VIRTIO_F_RING_EVENT_IDX, VIRTIO_F_RING_INDIRECT_DESC, VIRTIO_NET_F_MRG_RXBUF,
+		VIRTIO_NET_F_CSUM, VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_HOST_TSO4,
+		VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_HOST_UFO, VIRTIO_NET_F_GUEST_UFO,
+		VIRTIO_NET_F_HOST_ECN,
+	};
+	uint64_t feat = 0;
+
+	for (unsigned i = 0; i < sizeof(bits) / sizeof(bits[0]); i++)
+		if (fb & (1u << i))
+			feat |= 1ULL << bits[i];
+	if (!(fb & (1u << 10)))
+		feat |= 1ULL << VIRTIO_F_VERSION_1;
+	mmio(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER, 4, 1);
+	mmio(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0, 4, 1);
+	mmio(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)feat, 4, 1);
+	mmio(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1, 4, 1);
+	mmio(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(feat >> 32), 4, 1);
+	mmio(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+	     VIRTIO_STATUS_FEATURES_OK, 4, 1);
+	queue(0, num, RX_DESC, RX_AVAIL, RX_USED);
+	queue(1, num, TX_DESC, TX_AVAIL, TX_USED);
+	mmio(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+	     VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK, 4, 1);
+}
+
+static void put16(uint64_t gpa, uint16_t v)
+{
+	memcpy(ram + gpa, &v, 2);
+}
+
+static void put_desc(uint64_t table, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
+		     uint16_t next)
+{
+	struct vq_desc d = { addr, len, flags, next };
+
+	memcpy(ram + table + 16u * i, &d, 16);
+}
+
+/* Receive chains: count, buffer length, buffers per chain; every buffer
+ * device-writable unless the flag bits say otherwise. */
+static void rx_template(const uint8_t *p, uint8_t num)
+{
+	unsigned chains = 1 + p[0] % 16, per = 1 + p[2] % 4, d = 0;
+	uint32_t len = (uint32_t)p[1] * 40u;
+	uint64_t buf = BUFS;
+	uint16_t bits = (uint16_t)(p[10] | p[11] << 8);
+
+	if (!num)
+		return;
+	for (unsigned c = 0; c < chains && d + per <= 64; c++) {
+		uint16_t head = (uint16_t)(d % num);
+
+		for (unsigned k = 0; k < per; k++, d++) {
+			uint16_t flags = VIRTQ_DESC_F_WRITE;
+
+			if (k + 1 < per)
+				flags |= VIRTQ_DESC_F_NEXT;
+			flags ^= (uint16_t)((bits >> ((d * 3) % 16)) & 3);
+			if (buf + len > RAM)
+				buf = BUFS;
+			put_desc(RX_DESC, d % num, buf, len, flags, (uint16_t)((d + 1) % num));
+			buf += len;
+		}
+		put16(RX_AVAIL + 4 + 2u * (c % num), head);
+		put16(RX_AVAIL + 2, (uint16_t)(c + 1));
+	}
+}
+
+/* One transmit chain: header (flags, gso_type) then the frame in
+ * segments, direct or in an indirect table. */
+static void tx_template(const uint8_t *p, uint8_t num, bool indirect)
+{
+	struct virtio_net_hdr h = { p[6], p[7], 54, 1448, 34, 16, 0 };
+	uint32_t len = (uint32_t)(p[3] | p[4] << 8) % (RAM / 2), nseg = 1 + p[5] % 8;
+	uint64_t table = indirect ? TABLE : TX_DESC, buf = RAM / 2;
+	uint32_t per = len / nseg;
+
+	if (!num)
+		return;
+	memcpy(ram + buf, &h, NET_HDR_LEN);
+	put_desc(table, 0, buf, NET_HDR_LEN, VIRTQ_DESC_F_NEXT, 1);
+	for (uint32_t i = 0; i < nseg; i++) {
+		uint32_t l = i + 1 == nseg ? len - per * (nseg - 1) : per;
+
+		put_desc(table, (1 + i) % (indirect ? 9u : num), buf + NET_HDR_LEN + per * i, l,
+			 (uint16_t)(i + 1 < nseg ? VIRTQ_DESC_F_NEXT : 0), (uint16_t)(2 + i));
+	}
+	if (indirect)
+		put_desc(TX_DESC, 0, TABLE, 16u * (1 + nseg), VIRTQ_DESC_F_INDIRECT, 0);
+	put16(TX_AVAIL + 4, 0);
+	put16(TX_AVAIL + 2, 1);
+}
+
+static void host_send(uint32_t len, uint8_t gso)
+{
+	struct virtio_net_hdr h = { 0, gso, 54, 1448, 34, 16, 0x7777 };
+
+	len %= FRAME_MAX;
+	memcpy(frame, &h, NET_HDR_LEN);
+	memset(frame + NET_HDR_LEN, 0x5a, len);
+	(void)!send(host_fd, frame, NET_HDR_LEN + len, MSG_DONTWAIT);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const uint8_t *ops;
+	size_t nops;
+
+	init_once();
+	quiesce();
+	if (size < 17)
+		return 0;
+	nops = data[16];
+	if (17 + nops * 8 > size)
+		nops = (size - 17) / 8;
+	ops = data + 17;
+	memset(ram, 0, RAM);
+	if (size > 17 + nops * 8) {
+		size_t base = data[0] & 32 ? BUFS : 0, n = size - 17 - nops * 8;
+
+		memcpy(ram + base, ops + nops * 8, n < RAM - base ? n : RAM - base);
+	}
+	if (data[0] & 1)
+		handshake(data[1], (unsigned)(data[2] | data[3] << 8));
+	if (data[0] & 2)
+		rx_template(data + 4, data[1]);
+	if (data[0] & 4)
+		tx_template(data + 4, data[1], data[0] & 64);
+	if (data[0] & 8)
+		host_send((uint32_t)(data[12] | data[13] << 8) * 2u, data[14]);
+	for (size_t i = 0; i < nops; i++) {
+		const uint8_t *o = ops + 8 * i;
+		uint32_t off = (uint32_t)(o[1] | o[2] << 8), v;
+		uint32_t width = 1u << (o[3] & 3);
+
+		memcpy(&v, o + 4, 4);
+		switch (o[0] % 8) {
+		case 0:
+			mmio(off % VIRTIO_MMIO_SIZE, v, width, 1);
+			break;
+		case 1:
+			mmio(off % VIRTIO_MMIO_SIZE, 0, width, 0);
+			break;
+		case 2:
+		case 3:
+			mmio(VIRTIO_MMIO_QUEUE_NOTIFY, o[0] % 8 - 2, 4, 1);
+			run_loop();
+			break;
+		case 4:
+			memcpy(ram + off % (RAM - 4), &v, 4);
+			break;
+		case 5:
+			run_loop();
+			break;
+		case 6:
+			mmio(VIRTIO_MMIO_STATUS, 0, 4, 1);
+			break;
+		case 7:
+			host_send(v, o[1]);
+			break;
+		}
+	}
+	if (data[0] & 16) {
+		mmio(VIRTIO_MMIO_QUEUE_NOTIFY, 0, 4, 1);
+		mmio(VIRTIO_MMIO_QUEUE_NOTIFY, 1, 4, 1);
+		run_loop();
+	}
+	return 0;
+}
