@@ -30,6 +30,8 @@
 /* No frame from the tap is longer: the part of a receive chain beyond this
  * is never used (and keeps every length within 32 bits). */
 #define NET_RX_CHAIN_CAP (NET_HDR_LEN + NET_GSO_FRAME_MAX)
+/* A reset checks this often whether the VM is ending while it waits. */
+#define NET_QUIESCE_SLICE_MS 20
 
 struct net_tx_req {
 	struct loop_op op;         /* first: the SQE's user_data */
@@ -841,8 +843,8 @@ static void cancel_done(struct loop_op *op, int res)
  * needs the lock for that; pthread_cond_timedwait releases it meanwhile. */
 static void quiesce(struct net *n, bool rx, bool tx)
 {
-	struct timespec ts;
 	uint64_t one = 1;
+	long waited = 0;
 
 	n->rx_quiesce = rx;
 	n->tx_quiesce = tx;
@@ -855,20 +857,23 @@ static void quiesce(struct net *n, bool rx, bool tx)
 		return;
 	}
 	(void)!write(n->quiesce_fd, &one, sizeof(one));
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += NET_QUIESCE_MS / 1000;
-	ts.tv_nsec += (NET_QUIESCE_MS % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	while ((rx && n->rx_inflight) || (tx && n->tx_inflight)) {
-		if (pthread_cond_timedwait(&n->idle, &n->t.lock, &ts) == ETIMEDOUT) {
-			/* The loop is stopping (or stuck): go on; what
-			 * completes later finds a new generation. */
+	/* In slices, to notice a VM that is ending (its loop no longer reaps
+	 * anything) without waiting out NET_QUIESCE_MS. */
+	while (((rx && n->rx_inflight) || (tx && n->tx_inflight)) && !atomic_load(&n->loop->stop)) {
+		struct timespec ts;
+
+		if (waited >= NET_QUIESCE_MS) {
 			host_problem(n, "reset: I/O still in flight on", ETIMEDOUT, "");
 			break;
 		}
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += NET_QUIESCE_SLICE_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		if (pthread_cond_timedwait(&n->idle, &n->t.lock, &ts) == ETIMEDOUT)
+			waited += NET_QUIESCE_SLICE_MS;
 	}
 	n->rx_quiesce = n->tx_quiesce = false;
 }
