@@ -444,13 +444,10 @@ static const char *rx_take(struct net *n, const struct vq_chain *c)
 	return NULL;
 }
 
-static void rx_fill(struct net *n);
-
 /* Lock held, loop thread.  Take receive chains until a largest frame fits
  * (with MRG_RXBUF, NET_RX_NEED; else one chain), then post the READV into
- * them.  Without
- * any chain nothing is read: frames wait in the tap until the driver adds
- * buffers and notifies (vq_arm_notify asked it to). */
+ * them.  Without any chain nothing is read: frames wait in the tap until
+ * the driver adds buffers and notifies (vq_arm_notify asked it to). */
 static void rx_fill(struct net *n)
 {
 	struct vq *q = rxq(n);
