@@ -2,6 +2,7 @@
 # guest/demo.sh [EMBER-OPTIONS...] -- boot the demo guest (make demo).
 # Extra options go to ember, e.g.  guest/demo.sh --cpus 2
 #                                  guest/demo.sh --cmdline ember.demo=shell
+# As root the guest also gets a network: see guest/demo-net.sh.
 set -eu
 cd "$(dirname "$0")/.."
 G=build/guest
@@ -15,5 +16,12 @@ if [ -d /sys/module/kvm_pvm ]; then
 else
 	echo "demo: booting Linux 6.1 + busybox; /init prints a banner and reboots, which ends the VM"
 fi
+DEMO_INITRD=$G/initramfs.cpio DEMO_NET=()
+if [ "$(id -u)" = 0 ]; then
+	# A tap with DHCP for the guest's eth0 (guest/demo-net.sh).
+	. guest/demo-net.sh
+	trap demo_net_down EXIT
+	demo_net_up || true
+fi
 set -x
-exec ./ember --kernel "$G/vmlinux" --initrd "$G/initramfs.cpio" --boot-time "$@"
+./ember --kernel "$G/vmlinux" --initrd "$DEMO_INITRD" --boot-time "${DEMO_NET[@]}" "$@"
