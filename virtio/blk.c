@@ -72,6 +72,7 @@ struct blk {
 	unsigned busy;             /* request slots in use (in flight) */
 	pthread_cond_t idle;       /* signalled when busy drops to 0 */
 	bool idle_ok;              /* idle was initialised */
+	pthread_t loop_thread;     /* the thread that runs the loop (attached from it) */
 	bool dirty;                /* used entries pushed, not yet published */
 	bool starved;              /* stopped popping for want of a request slot */
 	struct blk_stats stats;
@@ -796,6 +797,9 @@ static void blk_reset(void *dev, int qi)
 	(void)qi;
 	b->dirty = false;
 	b->starved = false;
+	if (pthread_equal(pthread_self(), b->loop_thread))
+		return;   /* unit tests and the fuzzer reset from the loop's own
+			   * thread: it cannot wait for itself */
 	/* Requests in flight complete on the host; the transport bumped the
 	 * queue generation, so orphaned() frees them without touching the
 	 * rings.  Their data still lands in guest memory, so the reset is not
@@ -867,6 +871,7 @@ int blk_attach(struct blk *b, unsigned slot, const struct guest_mem *mem,
 		b->free = &b->reqs[i];
 	}
 	b->loop = loop;
+	b->loop_thread = pthread_self();
 	{
 		pthread_condattr_t ca;
 

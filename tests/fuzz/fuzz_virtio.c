@@ -77,21 +77,10 @@ static void init_once(void)
 	t = blk_transport(disk);
 }
 
-/* Let the I/O in flight finish (only the queue's eventfd read stays
- * pending).  A reset waits for requests in flight, and in this one thread
- * nobody else would complete them. */
-static void drain(void)
-{
-	for (int i = 0; i < 100000 && loop.inflight > 1; i++)
-		loop_once(&loop, false);
-}
-
 static void mmio(uint64_t off, uint32_t v, uint32_t len, int write)
 {
 	uint8_t b[8] = { 0 };
 
-	if (write)
-		drain();
 	memcpy(b, &v, 4);
 	virtio_mmio_io(t, off, b, len, write);
 }
@@ -102,11 +91,14 @@ static void run_loop(void)
 		loop_once(&loop, false);
 }
 
-/* Back to a quiet device. */
+/* Back to a quiet device: reset (from the loop's own thread a reset does
+ * not wait for I/O in flight), and let I/O of the previous input finish
+ * (only the queue's eventfd read stays pending). */
 static void quiesce(void)
 {
 	mmio(VIRTIO_MMIO_STATUS, 0, 4, 1);
-	drain();
+	for (int i = 0; i < 1000 && loop.inflight > 1; i++)
+		loop_once(&loop, false);
 }
 
 static void handshake(uint8_t num, uint8_t fb)
