@@ -6,8 +6,10 @@
  *      (Firecracker's convention; ember --boot-time records it), as the very
  *      first thing user space does;
  *   2. mounts /proc, /sys and /dev (devtmpfs);
- *   3. execs /bin/sh /etc/init.sh, the rest of init (banner, test hook,
- *      optional shell, reboot).
+ *   3. runs /bin/sh /etc/init.sh, the rest of init (banner, test hook,
+ *      optional shell), reaping orphans meanwhile;
+ *   4. when the script ends, however it ends: sync() and reboot(2), which
+ *      ember treats as the end of the VM (never "Attempted to kill init").
  * Doing this in a tiny static program rather than in the shell script saves
  * four fork+exec of busybox, each of which costs a noticeable fraction of a
  * second on a software KVM (guest kernel code is emulated there).
@@ -20,8 +22,11 @@
  */
 #define SYS_write 1
 #define SYS_getpid 39
+#define SYS_fork 57
 #define SYS_execve 59
 #define SYS_exit 60
+#define SYS_wait4 61
+#define SYS_sync 162
 #define SYS_mount 165
 #define SYS_reboot 169
 #define SYS_ioperm 173
@@ -144,10 +149,25 @@ __attribute__((noreturn, used)) void start(long *sp)
 	mnt("devtmpfs", "/dev");
 
 	char *args[] = {"sh", "/etc/init.sh", 0};
-	sys5(SYS_execve, (long)"/bin/sh", (long)args, (long)envp, 0, 0);
-	put("init: cannot exec /bin/sh /etc/init.sh; rebooting\n");
+	long pid = sys5(SYS_fork, 0, 0, 0, 0, 0);
+	if (pid == 0) {
+		sys5(SYS_execve, (long)"/bin/sh", (long)args, (long)envp, 0, 0);
+		put("init: cannot exec /bin/sh /etc/init.sh\n");
+		die(127);
+	}
+	if (pid < 0) {
+		put("init: fork failed\n");
+	} else {
+		long w; /* reap orphans until the script is done */
+		do
+			w = sys5(SYS_wait4, -1, 0, 0, 0, 0);
+		while (w != pid && w != -10 /* ECHILD */);
+	}
+	sys5(SYS_sync, 0, 0, 0, 0, 0);
 	sys5(SYS_reboot, 0xfee1dead, 672274793, 0x01234567 /* RESTART */, 0, 0);
-	die(1);
+	put("init: reboot failed\n");
+	for (;;)
+		sys5(SYS_wait4, -1, 0, 0, 0, 0);
 }
 
 __asm__(".text\n.globl _start\n_start:\n"

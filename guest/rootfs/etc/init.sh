@@ -1,9 +1,9 @@
 #!/bin/sh
 # /etc/init.sh: second stage of the ember demo guest's init, run by busybox sh
 # after /init (init.c) wrote the boot-complete marker and mounted /proc, /sys
-# and /dev.  Fork+exec is costly on a software KVM (guest kernel code is
-# emulated), so the default path uses shell builtins only and ends with an
-# exec of reboot (no fork).  Busybox runs every applet from the shell without
+# and /dev; when it returns, /init syncs and reboots.  Fork+exec is costly on
+# a software KVM (guest kernel code is emulated), so the default path uses
+# shell builtins only.  Busybox runs every applet from the shell without
 # symlinks (FEATURE_SH_STANDALONE).
 #
 # Kernel command line knobs (from /proc/cmdline):
@@ -42,5 +42,4 @@ case " $cmdline " in
 	setsid cttyhack sh
 	;;
 esac
-
-exec reboot -f
+# Returning ends the VM: /init syncs and reboots (ember exits 0).
