@@ -49,7 +49,8 @@ static const char usage_text[] =
 "\n"
 "  --kernel PATH         kernel image: ELF vmlinux (64-bit or PVH entry) or bzImage\n"
 "  --initrd PATH         initial ramdisk (loaded at the top of low RAM)\n"
-"  --cmdline STR         appended to ember's default kernel command line:\n"
+"  --cmdline STR         appended to ember's default kernel command line\n"
+"                        (repeatable: the words accumulate):\n"
 "                        \"%s\"\n"
 "  --mem MIB             guest RAM in MiB, %d..%d (default %d)\n"
 "  --cpus N              vCPUs, 1..%d (default 1)\n"
@@ -90,7 +91,7 @@ static const char usage_text[] =
 struct options {
 	const char *kernel;
 	const char *initrd;
-	const char *cmdline;
+	char *cmdline;            /* --cmdline words, accumulated */
 	uint64_t mem_mib;
 	int cpus;
 	const char *console;
@@ -172,6 +173,20 @@ static struct file_map map_file(const char *opt, const char *path)
 	return m;
 }
 
+/* --cmdline may be repeated: the words accumulate, separated by a space,
+ * so a wrapper script's words and its caller's both reach the kernel. */
+static void add_cmdline(struct options *o, const char *words)
+{
+	size_t old = o->cmdline ? strlen(o->cmdline) : 0, n = old + strlen(words) + 2;
+	char *s = malloc(n);
+
+	if (!s)
+		die(EXIT_SETUP, "out of memory");
+	snprintf(s, n, "%s%s%s", o->cmdline ? o->cmdline : "", old ? " " : "", words);
+	free(o->cmdline);
+	o->cmdline = s;
+}
+
 static void parse_args(int argc, char **argv, struct options *o)
 {
 	enum { O_KERNEL = 256, O_INITRD, O_CMDLINE, O_MEM, O_CPUS, O_CONSOLE,
@@ -201,7 +216,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		switch (c) {
 		case O_KERNEL: o->kernel = optarg; break;
 		case O_INITRD: o->initrd = optarg; break;
-		case O_CMDLINE: o->cmdline = optarg; break;
+		case O_CMDLINE: add_cmdline(o, optarg); break;
 		case O_MEM: o->mem_mib = parse_num("--mem", optarg, MEM_MIN_MIB, MEM_MAX_MIB); break;
 		case O_CPUS: o->cpus = (int)parse_num("--cpus", optarg, 1, VM_MAX_CPUS); break;
 		case O_CONSOLE: o->console = optarg; break;
@@ -505,6 +520,7 @@ int main(int argc, char **argv)
 	if (initrd.data)
 		munmap((void *)initrd.data, initrd.len);
 	free(cmdline);
+	free(o.cmdline);
 	bt_mark(BT_KERNEL_LOADED);
 
 	if (!strcmp(o.console, "stdio")) {

@@ -54,6 +54,9 @@ expect console-bad 2 "ember: --console 'tty': expected stdio, none or file:PATH"
 expect console-file-bad 1 "ember: --console file:$TMP/nodir/x: No such file or directory" "$EMBER" --kernel "$G" --console "file:$TMP/nodir/x"
 expect entry-bad 2 "ember: --entry 'bios': expected auto, linux64 or pvh" "$EMBER" --kernel "$G" --entry bios
 expect entry-pvh-missing 1 "ember: --kernel $G: .*PVH.*" "$EMBER" --kernel "$G" --entry pvh
+half=$(head -c 1500 /dev/zero | tr '\0' 'y')
+# Two --cmdline halves accumulate past the limit together (each alone fits).
+expect cmdline-accumulates 1 "ember: --cmdline: command line is (30[0-9][0-9]|3[1-9][0-9][0-9]) bytes; the kernel accepts at most 2047" "$EMBER" --kernel "$G" --cmdline "$half" --cmdline "$half"
 expect cmdline-too-long 1 "ember: --cmdline: command line is [0-9]+ bytes; the kernel accepts at most [0-9]+" "$EMBER" --kernel "$G" --cmdline "$long"
 if have_kvm; then
 	expect kvm-no-permission 1 'ember: /dev/kvm: permission denied \(run as root or join the group that owns /dev/kvm\)' \
