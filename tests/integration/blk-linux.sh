@@ -36,6 +36,11 @@ sync
 echo "blk-linux: serial $(cat /sys/block/vda/serial)"
 echo "blk-linux: vdb $(md5sum </dev/vdb)"
 dd if=/dev/vdb of=/dev/vdc bs=64k 2>/dev/null && sync && echo "blk-linux: copied"
+if dd if=/dev/zero of=/dev/vdb bs=512 count=1 conv=fsync 2>/dev/null; then
+	echo "blk-linux: ro write succeeded"
+else
+	echo "blk-linux: ro write refused"
+fi
 SCRIPT
 chmod 755 "$R/etc/ember-test"
 mke2fs -q -t ext4 -d "$R" "$TMP/root.img" 32M || { fail "$NAME" "mke2fs -d failed"; exit 1; }
@@ -61,6 +66,8 @@ elif ! grep -qx 'blk-linux: serial ROOTDISK' "$TMP/out.txt"; then
 	why="wrong serial: $(grep -m1 'blk-linux: serial' "$TMP/out.txt")"
 elif ! grep -q "^blk-linux: vdb $want_md5 " "$TMP/out.txt"; then
 	why="the guest read the read-only disk wrong: $(grep -m1 'blk-linux: vdb' "$TMP/out.txt"), want $want_md5"
+elif ! grep -qx 'blk-linux: ro write refused' "$TMP/out.txt"; then
+	why="a write to the read-only disk was not refused inside the guest: $(grep -m1 'blk-linux: ro write' "$TMP/out.txt")"
 elif ! grep -qx 'blk-linux: copied' "$TMP/out.txt" || ! cmp -s "$TMP/ro.bin" "$TMP/scratch.img"; then
 	why="the copy to the scratch disk${direct:+ (O_DIRECT)} differs"
 elif ! grep -q 'ember-test exited with status 0' "$TMP/out.txt"; then
