@@ -4,23 +4,7 @@
 . "$(dirname "$0")/lib.sh"
 
 G=$KVMGUEST/hello.elf
-# expect NAME STATUS REGEX CMD...   (REGEX must match the whole error line)
-expect() {
-	local name=$1 want=$2 re=$3
-	shift 3
-	timeout -k 5 20 "$@" >"$TMP/o" 2>"$TMP/e" </dev/null
-	local rc=$? lines
-	lines=$(err_lines "$TMP/e")
-	if [ "$rc" -ne "$want" ]; then
-		fail "blk-cli/$name" "exit status $rc, expected $want; stderr: $(head -c 300 "$TMP/e")"
-	elif [ "$want" -ne 0 ] && [ "$(printf '%s\n' "$lines" | grep -c .)" -ne 1 ]; then
-		fail "blk-cli/$name" "expected one stderr line, got: $(head -c 400 "$TMP/e")"
-	elif [ "$want" -ne 0 ] && ! printf '%s\n' "$lines" | grep -qxE -- "$re"; then
-		fail "blk-cli/$name" "stderr '$lines' does not match '$re'"
-	else
-		pass "blk-cli/$name"
-	fi
-}
+EXPECT_GROUP=blk-cli
 
 chmod 755 "$TMP"
 mkdir -p "$TMP/dir"

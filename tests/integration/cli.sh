@@ -5,23 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 
 G=$KVMGUEST/hello.elf
-# expect NAME STATUS REGEX CMD...   (REGEX must match the whole error line)
-expect() {
-	local name=$1 want=$2 re=$3
-	shift 3
-	timeout -k 5 20 "$@" >"$TMP/o" 2>"$TMP/e" </dev/null
-	local rc=$? lines
-	lines=$(err_lines "$TMP/e")
-	if [ "$rc" -ne "$want" ]; then
-		fail "cli/$name" "exit status $rc, expected $want; stderr: $(head -c 300 "$TMP/e")"
-	elif [ "$(printf '%s\n' "$lines" | grep -c .)" -ne 1 ]; then
-		fail "cli/$name" "expected one stderr line, got: $(head -c 400 "$TMP/e")"
-	elif ! printf '%s\n' "$lines" | grep -qxE -- "$re"; then
-		fail "cli/$name" "stderr '$lines' does not match '$re'"
-	else
-		pass "cli/$name"
-	fi
-}
+EXPECT_GROUP=cli
 
 mkdir -p "$TMP/dir"
 echo "this is not a kernel" >"$TMP/text"

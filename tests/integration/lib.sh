@@ -28,3 +28,24 @@ run_vm() {
 
 # stderr lines other than ember's one-line software-KVM notice.
 err_lines() { grep -v '^ember: software KVM (kvm-pvm) detected' "$1"; }
+
+# expect NAME STATUS REGEX CMD...: run CMD (20 s limit, no stdin).  It passes
+# when CMD exits with STATUS and, for a non-zero STATUS, prints exactly one
+# stderr line (besides the software-KVM notice) that REGEX matches entirely.
+# Results are named "$EXPECT_GROUP/NAME".
+expect() {
+	local name=$EXPECT_GROUP/$1 want=$2 re=$3
+	shift 3
+	timeout -k 5 20 "$@" >"$TMP/o" 2>"$TMP/e" </dev/null
+	local rc=$? lines
+	lines=$(err_lines "$TMP/e")
+	if [ "$rc" -ne "$want" ]; then
+		fail "$name" "exit status $rc, expected $want; stderr: $(head -c 300 "$TMP/e")"
+	elif [ "$want" -ne 0 ] && [ "$(printf '%s\n' "$lines" | grep -c .)" -ne 1 ]; then
+		fail "$name" "expected one stderr line, got: $(head -c 400 "$TMP/e")"
+	elif [ "$want" -ne 0 ] && ! printf '%s\n' "$lines" | grep -qxE -- "$re"; then
+		fail "$name" "stderr '$lines' does not match '$re'"
+	else
+		pass "$name"
+	fi
+}

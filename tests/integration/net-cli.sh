@@ -7,23 +7,7 @@
 
 G=$KVMGUEST/hello.elf
 NS=ember-nc-$$
-# expect NAME STATUS REGEX CMD...   (REGEX must match the whole error line)
-expect() {
-	local name=$1 want=$2 re=$3
-	shift 3
-	timeout -k 5 20 "$@" >"$TMP/o" 2>"$TMP/e" </dev/null
-	local rc=$? lines
-	lines=$(err_lines "$TMP/e")
-	if [ "$rc" -ne "$want" ]; then
-		fail "net-cli/$name" "exit status $rc, expected $want; stderr: $(head -c 300 "$TMP/e")"
-	elif [ "$want" -ne 0 ] && [ "$(printf '%s\n' "$lines" | grep -c .)" -ne 1 ]; then
-		fail "net-cli/$name" "expected one stderr line, got: $(head -c 400 "$TMP/e")"
-	elif [ "$want" -ne 0 ] && ! printf '%s\n' "$lines" | grep -qxE -- "$re"; then
-		fail "net-cli/$name" "stderr '$lines' does not match '$re'"
-	else
-		pass "net-cli/$name"
-	fi
-}
+EXPECT_GROUP=net-cli
 
 # ---- values rejected before any tap is touched ----
 expect missing-value 2 "ember: --net needs a value \(see ember --help\)" "$EMBER" --kernel "$G" --net
