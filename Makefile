@@ -12,7 +12,7 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototyp
            -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
 CFLAGS  += $(CSTD) $(WARN) -DEMBER_VERSION='"$(VERSION)"' -MMD -MP -I.
-LDLIBS  := -luring -lpthread
+LDLIBS  := -luring -lseccomp -lpthread
 
 # Every module of the VMM except main.c: top-level *.c and the subsystem
 # directories.  New files are picked up automatically.

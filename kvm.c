@@ -11,10 +11,13 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "boottime.h"
 #include "kvm_pvm.h"
+#include "seccomp/filter.h"
 
 /* Where KVM puts the TSS and identity-map pages VMX needs for real mode:
  * three pages just below the IOAPIC, inside the 32-bit MMIO gap, never RAM. */
@@ -434,6 +437,23 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, SIG_KICK);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	/* Ctrl-C and friends go to the main thread, whose policy has what
+	 * main.c's handler needs (restore the terminal, re-raise). */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (v->vm->seccomp) {
+		struct err e;
+
+		/* Before the guest runs a single instruction on this vCPU. */
+		if (sc_install(SC_VCPU, v->index, &e) < 0) {
+			fprintf(stderr, "ember: vCPU %d: %s\n", v->index, e.msg);
+			vm_request_stop(v->vm, EXIT_SETUP);
+			return NULL;
+		}
+	}
 	if (v->index == 0)
 		bt_mark(BT_FIRST_RUN);
 	while (atomic_load(&v->vm->exit_status) == -1) {
@@ -505,6 +525,23 @@ int vm_run(struct vm *vm, struct loop *loop)
 		v->started = true;
 	}
 
+	/* The vCPU threads exist now (clone is not in any policy): lock the
+	 * main thread down before it services anything the guest asks for. */
+	if (vm->seccomp && atomic_load(&vm->exit_status) == -1) {
+		struct err e;
+
+		if (sc_install(SC_LOOP, 0, &e) < 0) {
+			fprintf(stderr, "ember: %s\n", e.msg);
+			vm_request_stop(vm, EXIT_SETUP);
+		}
+#ifdef EMBER_TEST_BUILD
+		/* Test builds only (tests/integration/seccomp.sh): make a
+		 * forbidden syscall after lockdown; the process must die with
+		 * status 148 naming it. */
+		if (getenv("EMBER_TEST_SECCOMP_VIOLATION"))
+			(void)syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
+#endif
+	}
 	/* The one place the main thread waits from now on: console, virtio
 	 * notifications, disk completions and the stop eventfd. */
 	loop_run(loop, vm->stop_efd);

@@ -84,6 +84,10 @@ struct vm {
 	 * status vm_run() returns. */
 	atomic_int exit_status;
 	int stop_efd;              /* eventfd: a vCPU asks the main thread to stop */
+	/* Install the seccomp policies (seccomp/filter.h) in vm_run(): each
+	 * vCPU thread before its first KVM_RUN, the calling thread before it
+	 * runs the loop.  main.c clears it for --no-seccomp. */
+	bool seccomp;
 	struct vm_stats stats;
 };
 
