@@ -30,7 +30,7 @@ ASAN_CORE := $(CORE_SRCS:%.c=build/asan/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/unit/%)
 
-.PHONY: all help test unit kvmguests clang-check testguest guest demo deps clean fuzz
+.PHONY: all help test unit kvmguests clang-check testguest guest demo deps clean fuzz bench
 all: ember
 
 help:
@@ -40,6 +40,7 @@ help:
 	@echo "make guest      build the demo Linux kernel and initramfs (cached)"
 	@echo "make testguest  build the freestanding test guest (build/testguest.elf)"
 	@echo "make fuzz       build the libFuzzer targets build/fuzz/fuzz_virtio, fuzz_net (clang)"
+	@echo "make bench      ember vs QEMU microvm: startup, churn, memory (bench/run.sh, writes docs/benchmarks.md)"
 	@echo "make clean      remove build outputs (not the demo guest cache)"
 
 ember: $(OBJS)
@@ -114,6 +115,13 @@ test: ember build/ember-asan unit kvmguests clang-check testguest guest fuzz
 
 demo: deps ember guest
 	guest/demo.sh
+
+# Benchmarks (never part of make test): ember vs QEMU microvm, side by side.
+build/execbench: bench/execbench.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o $@ $<
+bench: ember testguest build/execbench
+	bench/run.sh
 
 clean:
 	rm -rf build ember

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# VM churn: test-guest VMs created, booted and destroyed per second, 1 and 2
+# at a time, ember and QEMU microvm.  Env: CHURN_VMS (200 per cell).
+set -u
+source "$(dirname "$0")/common.sh"
+N=${CHURN_VMS:-200}
+declare -A r
+for k in 1 2; do
+	r[e$k]=$("$EXECBENCH" -n "$N" -c "$k" -- "${EMBER_CMD[@]}") || { echo "churn: ember failed: ${r[e$k]}" >&2; exit 1; }
+	r[q$k]=$("$EXECBENCH" -n "$N" -c "$k" -- "${QEMU_CMD[@]}") || { echo "churn: QEMU failed: ${r[q$k]}" >&2; exit 1; }
+done
+echo "### Churn: VMs created + booted + destroyed per second ($N VMs per cell)"
+echo
+echo "| at a time | ember VM/s | QEMU VM/s | ember / QEMU | ember p50 ms | QEMU p50 ms |"
+echo "| ---: | ---: | ---: | ---: | ---: | ---: |"
+for k in 1 2; do
+	e=$(field per_s "${r[e$k]}") q=$(field per_s "${r[q$k]}")
+	echo "| $k | $e | $q | $(ratio "$e" "$q") | $(field p50 "${r[e$k]}") | $(field p50 "${r[q$k]}") |"
+done
+echo

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# exec->exit of the test guest (no devices, empty test list) on ember and on
+# QEMU microvm, back to back in one run; then ember's --boot-time phases.
+# Env: RUNS (200), PHASE_RUNS (50).  Prints a markdown table.
+set -u
+source "$(dirname "$0")/common.sh"
+RUNS=${RUNS:-200}
+PHASE_RUNS=${PHASE_RUNS:-50}
+
+# Sanity: the guest really resets at once (DONE with nothing run, status 0).
+out=$("$EMBER" --kernel "$TESTGUEST" --console stdio --cmdline ember.test= </dev/null 2>/dev/null)
+rc=$?
+if [ $rc -ne 0 ] || ! grep -q 'TESTGUEST DONE passed=0 failed=0 skipped=0' <<<"$out"; then
+	echo "startup: ember did not boot and reset the test guest (status $rc)" >&2
+	exit 1
+fi
+
+e=$("$EXECBENCH" -n "$RUNS" -- "${EMBER_CMD[@]}") || { echo "startup: ember runs failed: $e" >&2; exit 1; }
+q=$("$EXECBENCH" -n "$RUNS" -- "${QEMU_CMD[@]}") || { echo "startup: QEMU runs failed: $q" >&2; exit 1; }
+# A second ember batch after QEMU's, so drift shows.
+e2=$("$EXECBENCH" -n "$RUNS" -- "${EMBER_CMD[@]}") || { echo "startup: ember runs failed: $e2" >&2; exit 1; }
+
+echo "### Startup: exec -> guest reset -> exit (ms, $RUNS runs each)"
+echo
+echo "| | ember | ember (2nd batch) | QEMU microvm | ember / QEMU |"
+echo "| --- | ---: | ---: | ---: | ---: |"
+for k in min p50 p99; do
+	echo "| $k | $(field $k "$e") | $(field $k "$e2") | $(field $k "$q") | $(ratio "$(field $k "$e")" "$(field $k "$q")") |"
+done
+echo
+echo "raw: ember \`$e\`; ember 2nd \`$e2\`; QEMU \`$q\`"
+echo
+
+# --boot-time phases, p50 over PHASE_RUNS runs (us since exec).
+tmp=$(mktemp) || exit 1
+for _ in $(seq "$PHASE_RUNS"); do
+	"$EMBER" --kernel "$TESTGUEST" --console none --boot-time --cmdline ember.test= </dev/null 2>>"$tmp" >/dev/null ||
+		{ echo "startup: ember --boot-time run failed" >&2; rm -f "$tmp"; exit 1; }
+done
+echo "### ember --boot-time phases, p50 of $PHASE_RUNS runs (us since exec)"
+echo
+echo "| phase | p50 us |"
+echo "| --- | ---: |"
+for ph in vm-created kernel-loaded first-run boot-complete exit; do
+	v=$(awk -v ph="$ph" '$2 == "boot-time:" && $3 == ph { print $4 }' "$tmp" | grep -E '^[0-9]+$' | sort -n |
+		awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)]; else print "- (not reported)" }')
+	echo "| $ph | $v |"
+done
+rm -f "$tmp"
+echo
