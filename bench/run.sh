@@ -159,6 +159,8 @@ Notes on method:
   `TESTGUEST DONE passed=0 failed=0 skipped=0` and resets at once (checked
   before timing).  Without any `ember.test` word it runs `all`, the four
   non-interactive serial tests, which adds ~20 ms here.
+* `boot-complete` is "-": the test guest does not write Firecracker's
+  boot-complete byte (123 to port 0x3f0), so ember has no such time for it.
 * ember ends on the guest's i8042 reset; QEMU microvm has no i8042 and ends
   on the guest's triple fault (`-no-reboot`).
 * Memory: sum of `Rss` over `/proc/PID/smaps` minus the one mapping whose
