@@ -15,8 +15,9 @@
 #   qemu        QEMU microvm's virtio-blk-device (INDIRECT_DESC, EVENT_IDX on)
 #               and a virtio-net-device on a restricted user netdev (for
 #               hostile_net_tx), with the QEMU quirks below
-#   ember       ember --disk (SKIP while `ember --help` has no --disk;
-#               hostile_net_tx SKIPs while ember has no virtio-net)
+#   ember       ember --disk, plus --net on a tap in a private network
+#               namespace (ember-th-PID, removed on exit) for hostile_net_tx;
+#               without ip(8) or /dev/net/tun hostile_net_tx SKIPs
 #   ember-asan  the same with build/ember-asan, when it is built: a hostile
 #               guest must not make the VMM touch memory it does not own
 #               (TESTGUEST_HOSTILE_ASAN=0 leaves it out)
@@ -60,7 +61,9 @@ names=${TESTGUEST_HOSTILE:-hostile_*}
 QEMU_QUIRKS=${TESTGUEST_HOSTILE_QUIRKS-dma_unassigned,features_unoffered,queue_not_ready,notify_early,indirect_after_direct,net_short_tx}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/testguest-hostile.XXXXXX") || exit 1
-trap 'rm -rf "$tmp"' EXIT
+NS=ember-th-$$
+ns_made=
+trap 'rm -rf "$tmp"; [ -n "$ns_made" ] && ip netns del "$NS" 2>/dev/null' EXIT
 
 all_fail() { # LABEL "LIST" WHY
 	local t IFS=,
@@ -167,15 +170,26 @@ if [ ! -x "$EMBER" ]; then
 elif ! "$EMBER" --help 2>&1 | grep -q -- --disk; then
 	all_skip ember "$list" "ember has no virtio-blk yet"
 else
+	# hostile_net_tx's frames go to a tap that exists only inside a
+	# namespace of our own: nothing leaves it.
+	in_ns=() net=()
+	if command -v ip >/dev/null && [ -w /dev/net/tun ] &&
+		ip netns add "$NS" 2>/dev/null; then
+		ns_made=1
+		if ip -n "$NS" tuntap add dev thtap0 mode tap &&
+			ip -n "$NS" link set thtap0 up; then
+			in_ns=(ip netns exec "$NS") net=(--net thtap0)
+		fi
+	fi
 	make_disk "$tmp/ember.img"
-	run_vm ember "$list" "$EMBER" --kernel "$TESTGUEST" --console stdio \
-		--disk "$tmp/ember.img" --cmdline "$cmdline"
+	run_vm ember "$list" "${in_ns[@]}" "$EMBER" --kernel "$TESTGUEST" --console stdio \
+		--disk "$tmp/ember.img" "${net[@]}" --cmdline "$cmdline"
 	if [ "${TESTGUEST_HOSTILE_ASAN:-1}" != 0 ] && [ -x "$EMBER_ASAN" ] &&
 		"$EMBER_ASAN" --help 2>&1 | grep -q -- --disk; then
 		make_disk "$tmp/asan.img"
 		ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
-			run_vm ember-asan "$list" "$EMBER_ASAN" --kernel "$TESTGUEST" --console stdio \
-			--disk "$tmp/asan.img" --cmdline "$cmdline"
+			run_vm ember-asan "$list" "${in_ns[@]}" "$EMBER_ASAN" --kernel "$TESTGUEST" --console stdio \
+			--disk "$tmp/asan.img" "${net[@]}" --cmdline "$cmdline"
 	fi
 fi
 exit 0
