@@ -17,6 +17,7 @@
 
 #include "loop.h"
 #include "virtio/blk.h"
+#include "mmio_driver.h"
 
 #define QNUM     64
 #define DISK_SZ  (1u << 20)               /* 2048 sectors */
@@ -26,67 +27,21 @@
 static struct fake f;
 static struct loop loop;
 static struct blk *b;
-static struct virtio_mmio *t;
 static char path[64];
-static int raised;
 static uint16_t next_desc;
 static uint64_t bump;
-
-static void irq_raise(void *o)
-{
-	raised++;
-}
-
-static void irq_lower(void *o)
-{
-}
-
-static const struct virtio_irq irq = { irq_raise, irq_lower, NULL };
-
-static uint32_t rd(uint64_t off)
-{
-	uint32_t v;
-
-	virtio_mmio_io(t, off, (uint8_t *)&v, 4, false);
-	return v;
-}
-
-static void wr(uint64_t off, uint32_t v)
-{
-	virtio_mmio_io(t, off, (uint8_t *)&v, 4, true);
-}
-
-static uint64_t offered(void)
-{
-	uint64_t lo, hi;
-
-	wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-	lo = rd(VIRTIO_MMIO_DEVICE_FEATURES);
-	wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-	hi = rd(VIRTIO_MMIO_DEVICE_FEATURES);
-	return lo | hi << 32;
-}
 
 /* The driver's initialisation (§3.1.1) with offered & want. */
 static void driver_init(uint64_t want)
 {
-	uint64_t feat = (offered() & want) | (1ULL << VIRTIO_F_VERSION_1);
-
-	wr(VIRTIO_MMIO_STATUS, 0);
-	wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)feat);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(feat >> 32));
-	wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-	   VIRTIO_STATUS_FEATURES_OK);
+	driver_negotiate(want);
 	wr(VIRTIO_MMIO_QUEUE_SEL, 0);
 	wr(VIRTIO_MMIO_QUEUE_NUM, QNUM);
 	wr(VIRTIO_MMIO_QUEUE_DESC_LOW, FAKE_DESC);
 	wr(VIRTIO_MMIO_QUEUE_DRIVER_LOW, FAKE_AVAIL);
 	wr(VIRTIO_MMIO_QUEUE_DEVICE_LOW, FAKE_USED);
 	wr(VIRTIO_MMIO_QUEUE_READY, 1);
-	wr(VIRTIO_MMIO_STATUS, rd(VIRTIO_MMIO_STATUS) | VIRTIO_STATUS_DRIVER_OK);
+	driver_ok();
 	memset(f.ram + FAKE_AVAIL, 0, 0x2000);
 	f.avail_idx = 0;
 	next_desc = 0;

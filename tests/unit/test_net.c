@@ -23,6 +23,7 @@
 #include "loop.h"
 #include "mem.h"
 #include "virtio/net.h"
+#include "mmio_driver.h"
 
 #define RAM   (2u << 20)
 #define QNUM  128
@@ -37,47 +38,10 @@ static uint8_t *ram;
 static struct guest_mem gm;
 static struct loop loop;
 static struct net *n;
-static struct virtio_mmio *t;
 static int peer = -1;              /* the test's end of the "tap" */
 static struct q rx = { 0x1000, 0x2000, 0x3000, 0, 0 };
 static struct q tx = { 0x4000, 0x5000, 0x6000, 0, 0 };
 static uint64_t bump;
-static int raised;
-
-static void irq_raise(void *o)
-{
-	raised++;
-}
-
-static void irq_lower(void *o)
-{
-}
-
-static const struct virtio_irq irq = { irq_raise, irq_lower, NULL };
-
-static uint32_t rd(uint64_t off)
-{
-	uint32_t v;
-
-	virtio_mmio_io(t, off, (uint8_t *)&v, 4, false);
-	return v;
-}
-
-static void wr(uint64_t off, uint32_t v)
-{
-	virtio_mmio_io(t, off, (uint8_t *)&v, 4, true);
-}
-
-static uint64_t offered(void)
-{
-	uint64_t lo, hi;
-
-	wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-	lo = rd(VIRTIO_MMIO_DEVICE_FEATURES);
-	wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-	hi = rd(VIRTIO_MMIO_DEVICE_FEATURES);
-	return lo | hi << 32;
-}
 
 static void queue_setup(unsigned i, struct q *q)
 {
@@ -95,19 +59,10 @@ static void queue_setup(unsigned i, struct q *q)
 /* The driver's initialisation (§3.1.1) with offered & want. */
 static void driver_init(uint64_t want)
 {
-	uint64_t feat = (offered() & want) | (1ULL << VIRTIO_F_VERSION_1);
-
-	wr(VIRTIO_MMIO_STATUS, 0);
-	wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)feat);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(feat >> 32));
-	wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-	   VIRTIO_STATUS_FEATURES_OK);
+	driver_negotiate(want);
 	queue_setup(0, &rx);
 	queue_setup(1, &tx);
-	wr(VIRTIO_MMIO_STATUS, rd(VIRTIO_MMIO_STATUS) | VIRTIO_STATUS_DRIVER_OK);
+	driver_ok();
 }
 
 static void open_net(unsigned offloads, uint64_t want)
