@@ -89,7 +89,8 @@ as_nobody_with_tun 666
 expect tap-not-owned 1 "ember: --net nctap2: permission denied: the tap belongs to another user \(create it with ip tuntap add dev nctap2 mode tap user USER, or run as root\)" \
 	"${WITH_TUN[@]}" "$EMBER" --kernel "$TMP/pub.elf" --net nctap2
 # A tun driver without virtio-net headers cannot be found on a current
-# kernel: an LD_PRELOAD shim makes TUNGETFEATURES deny IFF_VNET_HDR.
+# kernel: an LD_PRELOAD shim makes TUNGETFEATURES deny IFF_VNET_HDR (in
+# build/ember-dynamic: ./ember is static, and LD_PRELOAD needs the loader).
 cat >"$TMP/novnet.c" <<'C'
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -117,7 +118,7 @@ int ioctl(int fd, unsigned long req, ...)
 C
 if ${CC:-cc} -shared -fPIC -O2 -Wall -Wextra -Werror -o "$TMP/novnet.so" "$TMP/novnet.c" -ldl 2>"$TMP/cc.err"; then
 	expect no-vnet-hdr 1 "ember: --net nctap0: the kernel's tun driver lacks IFF_VNET_HDR \(virtio-net headers\), which ember needs" \
-		"${NSX[@]}" env LD_PRELOAD="$TMP/novnet.so" "$EMBER" --kernel "$G" --net nctap0
+		"${NSX[@]}" env LD_PRELOAD="$TMP/novnet.so" "$EMBER_DYNAMIC" --kernel "$G" --net nctap0
 else
 	fail net-cli/no-vnet-hdr "cannot build the LD_PRELOAD shim: $(head -c 200 "$TMP/cc.err")"
 fi
