@@ -571,8 +571,15 @@ int main(int argc, char **argv)
 		/* boot_load names the problem; say which input it concerns. */
 		if (strstr(e.msg, "initrd"))
 			die(EXIT_SETUP, "--initrd %s: %s", o.initrd ? o.initrd : "", e.msg);
-		if (strstr(e.msg, "command line"))
-			die(EXIT_SETUP, "--cmdline: %s", e.msg);
+		if (strstr(e.msg, "command line")) {
+			/* Say how much of it the user can shorten: the devices'
+			 * virtio_mmio.device= words count too. */
+			size_t user = o.cmdline ? strlen(o.cmdline) : 0;
+
+			die(EXIT_SETUP, "--cmdline: %s (%zu bytes from --cmdline, %zu added by ember "
+			    "for its defaults and %d devices)", e.msg, user, strlen(cmdline) - user,
+			    o.ndisks + o.nnets);
+		}
 		die(EXIT_SETUP, "--kernel %s: %s", o.kernel, e.msg);
 	}
 	if (vm_set_boot_regs(&vm, &bi, &e) < 0)
