@@ -212,6 +212,34 @@ static int setup_vcpu(struct vm *vm, int i, struct err *e)
 	return 0;
 }
 
+/* Guest RAM: anonymous, MAP_NORESERVE (committed only as the guest touches
+ * it), 2 MiB-aligned and advised MADV_HUGEPAGE.  With transparent huge
+ * pages in "madvise" mode (Debian's default) that is what backs it with
+ * 2 MiB pages: KVM can then map the guest with 2 MiB pages too (the
+ * alignment makes guest-physical and host-virtual addresses congruent), and
+ * an O_DIRECT request pins one page per 2 MiB instead of one per 4 KiB --
+ * bench/blk.sh measured 128k reads at 2-3x the IOPS with it.  Without THP
+ * the advice is ignored. */
+#define RAM_ALIGN (2ull << 20)
+
+static int map_guest_ram(struct vm *vm, uint64_t size)
+{
+	uint8_t *p = mmap(NULL, size + RAM_ALIGN, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	uint64_t head;
+
+	if (p == MAP_FAILED)
+		return -1;
+	head = (RAM_ALIGN - ((uintptr_t)p & (RAM_ALIGN - 1))) & (RAM_ALIGN - 1);
+	if (head)
+		munmap(p, head);
+	munmap(p + head + size, RAM_ALIGN - head);
+	vm->ram = p + head;
+	vm->ram_size = size;
+	(void)madvise(vm->ram, size, MADV_HUGEPAGE);
+	return 0;
+}
+
 int vm_create(struct vm *vm, uint64_t mem_mib, int ncpus, struct err *e)
 {
 	struct kvm_enable_cap split = { .cap = KVM_CAP_SPLIT_IRQCHIP,
@@ -226,14 +254,8 @@ int vm_create(struct vm *vm, uint64_t mem_mib, int ncpus, struct err *e)
 	if (vm->vm_fd < 0)
 		return err_errno(e, "KVM_CREATE_VM");
 
-	/* MAP_NORESERVE: guest RAM is committed only as the guest touches it. */
-	vm->ram = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (vm->ram == MAP_FAILED) {
-		vm->ram = NULL;
+	if (map_guest_ram(vm, size) < 0)
 		return err_errno(e, "cannot map %" PRIu64 " MiB of guest RAM", mem_mib);
-	}
-	vm->ram_size = size;
 	gm_init(&vm->mem, vm->ram, size);
 	if (add_memslot(vm, 0, 0, vm->ram, vm->mem.low_size, e) < 0)
 		return -1;
