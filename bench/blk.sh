@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# virtio-blk: the test guest's polling driver (ember.bench=blk:RW:BS:QD:SECS,
+# tests/guest/bench_blk.c) on ember (--disk FILE,direct) and on QEMU microvm
+# (aio=io_uring,cache=none), and host fio (io_uring, direct=1) on the same
+# file with the same pattern: 4k random read at QD1 and QD32, 128k
+# sequential read and write.  One boot per test and VMM.
+#
+# VMM CPU = utime + stime - guest_time of the whole VMM process (every
+# thread: vCPU, event loop, io-wq workers) from /proc/PID/stat, read when
+# the guest prints "BENCH blk begin" and again at its result line, so boot
+# and teardown are not counted.  guest_time is left out because the guest
+# spins on the used ring (a polled driver burns its vCPU either way); what
+# remains is the VMM's own work, in user space and in the kernel (exits,
+# io_uring).  Resolution: 1/CLK_TCK (10 ms).
+#
+# Env: BENCH_SECS (10 s per test), BLK_FILE_MB (1024: the test file),
+# BLK_SEQ_QD (8: queue depth of the 128k sequential tests), BLK_DIR (where
+# the test file goes; must be ext4; default build/, and when that is not
+# ext4 an ext4 image loop-mounted under it, which needs root), BENCH_OUT
+# (build/bench: blk.dat goes there).  Needs fio.
+#
+# Prints markdown tables (like startup.sh, churn.sh) and writes
+# $BENCH_OUT/blk.dat, one line per test, whitespace-separated, for gnuplot:
+#   1 test        label: rr4k_qd1 rr4k_qd32 seqrd128k_qdN seqwr128k_qdN
+#   2 rw          fio's name: randread read write
+#   3 bs          request size, bytes
+#   4 qd          requests in flight
+#   5-7   IOPS: ember QEMU fio
+#   8-10  MiB/s: ember QEMU fio
+#   11-13 mean latency, us: ember QEMU fio
+#   14-16 p99 latency, us: ember QEMU fio
+#   17-18 IOPS per VMM CPU-second: ember QEMU
+#   19    IOPS per fio CPU-second (fio's usr+sys)
+#   20-21 VMM CPU seconds in the window: ember QEMU
+set -u
+source "$(dirname "$0")/common.sh"
+SECS=${BENCH_SECS:-10}
+FILE_MB=${BLK_FILE_MB:-1024}
+SEQ_QD=${BLK_SEQ_QD:-8}
+OUTDIR=${BENCH_OUT:-$PWD/build/bench}
+DIR=${BLK_DIR:-$PWD/build}
+TICK=$(getconf CLK_TCK)
+
+for f in "$EMBER" "$TESTGUEST"; do
+	[ -e "$f" ] || { echo "blk: $f missing (make ember testguest)" >&2; exit 1; }
+done
+command -v fio >/dev/null || { echo "blk: fio not installed (apt-get install fio)" >&2; exit 1; }
+command -v "$QEMU" >/dev/null || { echo "blk: $QEMU not installed" >&2; exit 1; }
+[ -w /dev/kvm ] || { echo "blk: /dev/kvm not usable" >&2; exit 1; }
+mkdir -p "$DIR" "$OUTDIR" || exit 1
+
+# The test file lives on ext4: the issue's setting, and O_DIRECT works there
+# (tmpfs has none).  If DIR is not ext4, make a loop-mounted ext4 image.
+tmp=$(mktemp -d "$DIR/blkbench.XXXXXX") || exit 1
+mnt=
+cleanup() {
+	[ -n "$mnt" ] && umount "$mnt" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+trap '' PIPE # a VMM that died early must not kill us when we answer it
+if [ "$(findmnt -n -o FSTYPE -T "$tmp")" = ext4 ]; then
+	data=$tmp
+else
+	[ "$(id -u)" -eq 0 ] || { echo "blk: $DIR is not ext4 and mounting an ext4 image needs root (set BLK_DIR)" >&2; exit 1; }
+	truncate -s $((FILE_MB + 64))M "$tmp/ext4.img" &&
+		mkfs.ext4 -q -F "$tmp/ext4.img" &&
+		mkdir "$tmp/mnt" && mount -o loop "$tmp/ext4.img" "$tmp/mnt" ||
+		{ echo "blk: could not make and mount an ext4 image in $tmp" >&2; exit 1; }
+	mnt=$tmp/mnt
+	data=$mnt
+fi
+FILE=$data/disk.img
+# Written in full (fio's random buffers), so no read hits a hole that ext4
+# would answer without any I/O.
+fio --name=fill --filename="$FILE" --rw=write --bs=1M --size="${FILE_MB}M" --ioengine=io_uring \
+	--direct=1 --output=/dev/null ||
+	{ echo "blk: could not write the $FILE_MB MiB test file" >&2; exit 1; }
+
+# field KEY LINE (common.sh) reads key=value words of the guest's lines.
+
+# cpu_ticks PID: utime+stime-guest_time and guest_time of the process, in ticks.
+cpu_ticks() {
+	local f
+	read -r -a f 2>/dev/null <"/proc/$1/stat" || { echo "- -"; return; }
+	# comm ("ember", "qemu-system-x86") has no spaces: fields 14, 15, 43.
+	echo "$((f[13] + f[14] - f[42])) ${f[42]}"
+}
+
+# vm_run LABEL CMD...: boot the guest with ember.bench=...:sync; at its
+# "begin" and result lines read the VMM's CPU time, then answer with a
+# newline on its serial input (the guest waits for it, so the VMM is still
+# there and the window has not started / nothing else has run).  Sets RES
+# (the result line, or empty) and CPU (VMM CPU seconds in the window).
+vm_run() {
+	local label=$1 line rd wr pid c0= c1= g rc
+	shift
+	RES= CPU=-
+	: >"$tmp/$label.out"
+	coproc VMPROC { exec "$@" 2>"$tmp/$label.err"; }
+	pid=$VMPROC_PID
+	# Private copies: bash closes the coproc's own fds when it is reaped.
+	exec {rd}<&"${VMPROC[0]}" {wr}>&"${VMPROC[1]}"
+	while IFS= read -r -t $((SECS + 60)) line <&"$rd"; do
+		line=${line%$'\r'}
+		printf '%s\n' "$line" >>"$tmp/$label.out"
+		case $line in
+		"BENCH blk begin "*) read -r c0 g <<<"$(cpu_ticks "$pid")"; echo >&"$wr" ;;
+		"BENCH blk rw="*) read -r c1 g <<<"$(cpu_ticks "$pid")"; RES=$line; echo >&"$wr" ;;
+		esac
+	done
+	kill "$pid" 2>/dev/null # only if it hung (read timed out)
+	wait "$pid"
+	rc=$?
+	exec {rd}<&- {wr}>&-
+	if [ -z "$RES" ] || [ $rc -ne 0 ]; then
+		echo "blk: $label: no result (exit status $rc)" >&2
+		tail -5 "$tmp/$label.out" "$tmp/$label.err" >&2
+		RES=
+		return 1
+	fi
+	[ -n "$c0" ] && [ "$c0" != - ] && [ "$c1" != - ] &&
+		CPU=$(awk -v a="$c0" -v b="$c1" -v t="$TICK" 'BEGIN { printf "%.2f", (b - a) / t }')
+	return 0
+}
+
+# fio_run RW BS QD: sets FIO to "iops kibps lat_mean_us lat_p99_us cpu_pct".
+fio_run() {
+	local t
+	t=$(fio --name=blk --filename="$FILE" --ioengine=io_uring --direct=1 --rw="$1" --bs="$2" \
+		--iodepth="$3" --runtime="$SECS" --time_based --lat_percentiles=1 --randrepeat=0 \
+		--norandommap --output-format=terse 2>"$tmp/fio.err") || { FIO="- - - - -"; return 1; }
+	# Terse v3: read fields 7 bw KiB/s, 8 IOPS, 30 "99.000000%=us", 40
+	# total latency mean (us); the write ones 41 later; 88/89 usr/sys %.
+	FIO=$(awk -F';' -v w=$([ "$1" = write ] && echo 41 || echo 0) '{
+		p = $(30 + w); sub(/.*=/, "", p)
+		u = $88; s = $89; sub(/%/, "", u); sub(/%/, "", s)
+		printf "%d %d %.1f %s %.1f\n", $(8 + w), $(7 + w), $(40 + w), p, u + s }' <<<"$t")
+}
+
+EMBER_BLK=("$EMBER" --kernel "$TESTGUEST" --console stdio --disk "$FILE,direct")
+QEMU_BLK=("$QEMU" -M microvm,acpi=off,x-option-roms=off,pit=off,pic=off,rtc=off,isa-serial=on
+	-enable-kvm -cpu host,-arch-capabilities -m 128 -nodefaults -no-user-config -nographic
+	-no-reboot -serial stdio -kernel "$TESTGUEST" -global virtio-mmio.force-legacy=false
+	-drive "id=d0,file=$FILE,format=raw,if=none,aio=io_uring,cache=none"
+	-device virtio-blk-device,drive=d0)
+
+div() { awk -v a="$1" -v b="$2" -v s="${3:-1}" -v f="${4:-%.1f}" 'BEGIN { if (a ~ /^[0-9.]+$/ && b + 0 > 0) printf f, a * s / b; else print "-" }'; }
+sub_() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/) printf "%.1f", a - b; else print "-" }'; }
+us() { awk -v n="$1" 'BEGIN { if (n ~ /^[0-9]+$/) printf "%.1f", n / 1000; else print "-" }'; }
+
+tests=("rr4k_qd1 randread 4k 1" "rr4k_qd32 randread 4k 32"
+	"seqrd128k_qd$SEQ_QD read 128k $SEQ_QD" "seqwr128k_qd$SEQ_QD write 128k $SEQ_QD")
+declare -A E Q F EC QC
+fail=0
+for t in "${tests[@]}"; do
+	read -r name rw bs qd <<<"$t"
+	spec=$rw:$bs:$qd:$SECS
+	fio_run "$rw" "$bs" "$qd" || { echo "blk: fio $spec failed: $(tail -3 "$tmp/fio.err")" >&2; fail=1; }
+	F[$name]=$FIO
+	vm_run "ember-$name" "${EMBER_BLK[@]}" --cmdline "ember.bench=blk:$spec:sync" || fail=1
+	E[$name]=$RES EC[$name]=$CPU
+	vm_run "qemu-$name" "${QEMU_BLK[@]}" -append "ember.bench=blk:$spec:sync" || fail=1
+	Q[$name]=$RES QC[$name]=$CPU
+done
+
+echo "### Block I/O: test guest's polling virtio-blk driver vs host fio ($SECS s per test, $FILE_MB MiB file on ext4, O_DIRECT)"
+echo
+echo "| test | ember IOPS | QEMU IOPS | ember / QEMU | host fio IOPS | ember % of fio | QEMU % of fio | ember MiB/s | QEMU MiB/s | fio MiB/s |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+dat="# ember vs QEMU microvm vs host fio, virtio-blk, $SECS s per test (columns: see bench/blk.sh)"
+dat+=$'\n'"# test rw bs qd ember_iops qemu_iops fio_iops ember_mibps qemu_mibps fio_mibps ember_lat_us qemu_lat_us fio_lat_us ember_p99_us qemu_p99_us fio_p99_us ember_iops_per_cpus qemu_iops_per_cpus fio_iops_per_cpus ember_cpu_s qemu_cpu_s"
+cpu_rows=
+for t in "${tests[@]}"; do
+	read -r name rw bs qd <<<"$t"
+	e=${E[$name]} q=${Q[$name]}
+	read -r fi fk fl fp fc <<<"${F[$name]}"
+	ei=$(field iops "$e") qi=$(field iops "$q")
+	ei=${ei:--} qi=${qi:--}
+	em=$(div "$(field kibps "$e")" 1024) qm=$(div "$(field kibps "$q")" 1024) fm=$(div "$fk" 1024)
+	echo "| $rw $bs QD$qd | $ei | $qi | $(ratio "$ei" "$qi") | $fi | $(div "$ei" "$fi" 100) | $(div "$qi" "$fi" 100) | $em | $qm | $fm |"
+	ecs=${EC[$name]} qcs=${QC[$name]}
+	epc=$(div "$ei" "$ecs" 1 %.0f) qpc=$(div "$qi" "$qcs" 1 %.0f) fpc=$(div "$fi" "$fc" 100 %.0f)
+	cpu_rows+="| $rw $bs QD$qd | $epc | $qpc | $(ratio "$epc" "$qpc") | $ecs | $qcs | $fpc |"$'\n'
+	dat+=$'\n'"$name $rw $(numfmt --from=iec "${bs^^}") $qd $ei $qi $fi $em $qm $fm"
+	dat+=" $(us "$(field lat_mean_ns "$e")") $(us "$(field lat_mean_ns "$q")") $fl"
+	dat+=" $(us "$(field lat_p99_ns "$e")") $(us "$(field lat_p99_ns "$q")") $fp"
+	dat+=" $epc $qpc $fpc $ecs $qcs"
+done
+echo
+echo "### Block I/O latency at QD1 (4k random read, us; added = VMM - host fio)"
+echo
+echo "| | ember | QEMU microvm | host fio | ember added | QEMU added |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+e=${E[rr4k_qd1]} q=${Q[rr4k_qd1]}
+read -r fi fk fl fp fc <<<"${F[rr4k_qd1]}"
+for k in mean p99; do
+	ev=$(us "$(field lat_${k}_ns "$e")") qv=$(us "$(field lat_${k}_ns "$q")")
+	fv=$([ $k = mean ] && echo "$fl" || echo "$fp")
+	echo "| $k | $ev | $qv | $fv | $(sub_ "$ev" "$fv") | $(sub_ "$qv" "$fv") |"
+done
+echo
+echo "### Block I/O CPU cost: IOPS per VMM CPU-second (VMM utime+stime minus guest time, timed window only)"
+echo
+echo "| test | ember | QEMU microvm | ember / QEMU | ember CPU s | QEMU CPU s | host fio IOPS per fio CPU-second |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+printf '%s' "$cpu_rows"
+echo
+echo "raw:"
+echo
+for t in "${tests[@]}"; do
+	read -r name _ <<<"$t"
+	echo "* ember \`${E[$name]#BENCH blk }\`; QEMU \`${Q[$name]#BENCH blk }\`; fio \`iops=$(awk '{ print $1 " lat_mean_us=" $3 " lat_p99_us=" $4 " cpu_pct=" $5 }' <<<"${F[$name]}")\`"
+done
+echo
+printf '%s\n' "$dat" >"$OUTDIR/blk.dat"
+exit $fail
