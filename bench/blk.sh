@@ -32,6 +32,7 @@
 #   17-18 IOPS per VMM CPU-second: ember QEMU
 #   19    IOPS per fio CPU-second (fio's usr+sys)
 #   20-21 VMM CPU seconds in the window: ember QEMU
+#   22-24 p50 latency, us: ember QEMU fio
 set -u
 source "$(dirname "$0")/common.sh"
 SECS=${BENCH_SECS:-10}
@@ -125,18 +126,20 @@ vm_run() {
 	return 0
 }
 
-# fio_run RW BS QD: sets FIO to "iops kibps lat_mean_us lat_p99_us cpu_pct".
+# fio_run RW BS QD: sets FIO to "iops kibps lat_mean_us lat_p99_us cpu_pct lat_p50_us".
 fio_run() {
 	local t
 	t=$(fio --name=blk --filename="$FILE" --ioengine=io_uring --direct=1 --rw="$1" --bs="$2" \
 		--iodepth="$3" --runtime="$SECS" --time_based --lat_percentiles=1 --randrepeat=0 \
-		--norandommap --output-format=terse 2>"$tmp/fio.err") || { FIO="- - - - -"; return 1; }
-	# Terse v3: read fields 7 bw KiB/s, 8 IOPS, 30 "99.000000%=us", 40
-	# total latency mean (us); the write ones 41 later; 88/89 usr/sys %.
+		--norandommap --output-format=terse 2>"$tmp/fio.err") || { FIO="- - - - - -"; return 1; }
+	# Terse v3: read fields 7 bw KiB/s, 8 IOPS, 24 "50.000000%=us", 30
+	# "99.000000%=us", 40 total latency mean (us) (percentiles of the
+	# total latency with --lat_percentiles); the write ones 41 later;
+	# 88/89 usr/sys %.
 	FIO=$(awk -F';' -v w=$([ "$1" = write ] && echo 41 || echo 0) '{
-		p = $(30 + w); sub(/.*=/, "", p)
+		p = $(30 + w); sub(/.*=/, "", p); m = $(24 + w); sub(/.*=/, "", m)
 		u = $88; s = $89; sub(/%/, "", u); sub(/%/, "", s)
-		printf "%d %d %.1f %s %.1f\n", $(8 + w), $(7 + w), $(40 + w), p, u + s }' <<<"$t")
+		printf "%d %d %.1f %s %.1f %s\n", $(8 + w), $(7 + w), $(40 + w), p, u + s, m }' <<<"$t")
 }
 
 EMBER_BLK=("$EMBER" --kernel "$TESTGUEST" --console stdio --disk "$FILE,direct")
@@ -170,12 +173,12 @@ echo
 echo "| test | ember IOPS | QEMU IOPS | ember / QEMU | host fio IOPS | ember % of fio | QEMU % of fio | ember MiB/s | QEMU MiB/s | fio MiB/s |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 dat="# ember vs QEMU microvm vs host fio, virtio-blk, $SECS s per test (columns: see bench/blk.sh)"
-dat+=$'\n'"# test rw bs qd ember_iops qemu_iops fio_iops ember_mibps qemu_mibps fio_mibps ember_lat_us qemu_lat_us fio_lat_us ember_p99_us qemu_p99_us fio_p99_us ember_iops_per_cpus qemu_iops_per_cpus fio_iops_per_cpus ember_cpu_s qemu_cpu_s"
+dat+=$'\n'"# test rw bs qd ember_iops qemu_iops fio_iops ember_mibps qemu_mibps fio_mibps ember_lat_us qemu_lat_us fio_lat_us ember_p99_us qemu_p99_us fio_p99_us ember_iops_per_cpus qemu_iops_per_cpus fio_iops_per_cpus ember_cpu_s qemu_cpu_s ember_p50_us qemu_p50_us fio_p50_us"
 cpu_rows=
 for t in "${tests[@]}"; do
 	read -r name rw bs qd <<<"$t"
 	e=${E[$name]} q=${Q[$name]}
-	read -r fi fk fl fp fc <<<"${F[$name]}"
+	read -r fi fk fl fp fc f50 <<<"${F[$name]}"
 	ei=$(field iops "$e") qi=$(field iops "$q")
 	ei=${ei:--} qi=${qi:--}
 	em=$(div "$(field kibps "$e")" 1024) qm=$(div "$(field kibps "$q")" 1024) fm=$(div "$fk" 1024)
@@ -187,6 +190,7 @@ for t in "${tests[@]}"; do
 	dat+=" $(us "$(field lat_mean_ns "$e")") $(us "$(field lat_mean_ns "$q")") $fl"
 	dat+=" $(us "$(field lat_p99_ns "$e")") $(us "$(field lat_p99_ns "$q")") $fp"
 	dat+=" $epc $qpc $fpc $ecs $qcs"
+	dat+=" $(us "$(field lat_p50_ns "$e")") $(us "$(field lat_p50_ns "$q")") $f50"
 done
 echo
 echo "### Block I/O latency at QD1 (4k random read, us; added = VMM - host fio)"
@@ -194,10 +198,10 @@ echo
 echo "| | ember | QEMU microvm | host fio | ember added | QEMU added |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: |"
 e=${E[rr4k_qd1]} q=${Q[rr4k_qd1]}
-read -r fi fk fl fp fc <<<"${F[rr4k_qd1]}"
-for k in mean p99; do
-	ev=$(us "$(field lat_${k}_ns "$e")") qv=$(us "$(field lat_${k}_ns "$q")")
-	fv=$([ $k = mean ] && echo "$fl" || echo "$fp")
+read -r fi fk fl fp fc f50 <<<"${F[rr4k_qd1]}"
+declare -A flat=([mean]=$fl [p50]=$f50 [p99]=$fp)
+for k in mean p50 p99; do
+	ev=$(us "$(field lat_${k}_ns "$e")") qv=$(us "$(field lat_${k}_ns "$q")") fv=${flat[$k]}
 	echo "| $k | $ev | $qv | $fv | $(sub_ "$ev" "$fv") | $(sub_ "$qv" "$fv") |"
 done
 echo
@@ -211,7 +215,7 @@ echo "raw:"
 echo
 for t in "${tests[@]}"; do
 	read -r name _ <<<"$t"
-	echo "* ember \`${E[$name]#BENCH blk }\`; QEMU \`${Q[$name]#BENCH blk }\`; fio \`iops=$(awk '{ print $1 " lat_mean_us=" $3 " lat_p99_us=" $4 " cpu_pct=" $5 }' <<<"${F[$name]}")\`"
+	echo "* ember \`${E[$name]#BENCH blk }\`; QEMU \`${Q[$name]#BENCH blk }\`; fio \`iops=$(awk '{ print $1 " lat_mean_us=" $3 " lat_p50_us=" $6 " lat_p99_us=" $4 " cpu_pct=" $5 }' <<<"${F[$name]}")\`"
 done
 echo
 printf '%s\n' "$dat" >"$OUTDIR/blk.dat"
