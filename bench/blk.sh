@@ -3,24 +3,34 @@
 # tests/guest/bench_blk.c) on ember (--disk FILE,direct) and on QEMU microvm
 # (aio=io_uring,cache=none), and host fio (io_uring, direct=1) on the same
 # file with the same pattern: 4k random read at QD1 and QD32, 128k
-# sequential read and write.  One boot per test and VMM.
+# sequential read and write.
+#
+# The machine is shared and noisy, so each test's time is split into
+# rounds (BLK_ROUNDS, default 5: with BENCH_SECS=10, five windows of 2 s)
+# that alternate ember, QEMU and fio (the order rotates every round), one
+# boot per round and VMM; every number reported is the median over the
+# rounds (so are the ratios' inputs), and the raw per-round IOPS are
+# printed to show the spread.
 #
 # VMM CPU = utime + stime - guest_time of the whole VMM process (every
 # thread: vCPU, event loop, io-wq workers) from /proc/PID/stat, read when
-# the guest prints "BENCH blk begin" and again at its result line, so boot
-# and teardown are not counted.  guest_time is left out because the guest
+# the guest prints "BENCH blk begin" and again at its result line (the
+# guest waits for the runner's answer each time: ":sync"), so boot and
+# teardown are not counted.  guest_time is left out because the guest
 # spins on the used ring (a polled driver burns its vCPU either way); what
 # remains is the VMM's own work, in user space and in the kernel (exits,
-# io_uring).  Resolution: 1/CLK_TCK (10 ms).
+# io_uring).  Resolution: 1/CLK_TCK (10 ms) per round.
 #
-# Env: BENCH_SECS (10 s per test), BLK_FILE_MB (1024: the test file),
+# Env: BENCH_SECS (10: seconds per test and VMM, all rounds together),
+# BLK_ROUNDS (5, at most BENCH_SECS), BLK_FILE_MB (1024: the test file),
 # BLK_SEQ_QD (8: queue depth of the 128k sequential tests), BLK_DIR (where
 # the test file goes; must be ext4; default build/, and when that is not
 # ext4 an ext4 image loop-mounted under it, which needs root), BENCH_OUT
-# (build/bench: blk.dat goes there).  Needs fio.
+# (build/bench: blk.dat goes there).  Needs fio.  ~2.5 min with defaults.
 #
 # Prints markdown tables (like startup.sh, churn.sh) and writes
-# $BENCH_OUT/blk.dat, one line per test, whitespace-separated, for gnuplot:
+# $BENCH_OUT/blk.dat, one line per test, whitespace-separated, medians over
+# the rounds, "-" where a value is missing, for gnuplot:
 #   1 test        label: rr4k_qd1 rr4k_qd32 seqrd128k_qdN seqwr128k_qdN
 #   2 rw          fio's name: randread read write
 #   3 bs          request size, bytes
@@ -31,11 +41,14 @@
 #   14-16 p99 latency, us: ember QEMU fio
 #   17-18 IOPS per VMM CPU-second: ember QEMU
 #   19    IOPS per fio CPU-second (fio's usr+sys)
-#   20-21 VMM CPU seconds in the window: ember QEMU
+#   20-21 VMM CPU seconds per round: ember QEMU
 #   22-24 p50 latency, us: ember QEMU fio
 set -u
 source "$(dirname "$0")/common.sh"
-SECS=${BENCH_SECS:-10}
+TOTAL=${BENCH_SECS:-10}
+ROUNDS=${BLK_ROUNDS:-5}
+[ "$ROUNDS" -gt "$TOTAL" ] && ROUNDS=$TOTAL
+SECS=$((TOTAL / ROUNDS))
 FILE_MB=${BLK_FILE_MB:-1024}
 SEQ_QD=${BLK_SEQ_QD:-8}
 OUTDIR=${BENCH_OUT:-$PWD/build/bench}
@@ -151,72 +164,109 @@ QEMU_BLK=("$QEMU" -M microvm,acpi=off,x-option-roms=off,pit=off,pic=off,rtc=off,
 
 div() { awk -v a="$1" -v b="$2" -v s="${3:-1}" -v f="${4:-%.1f}" 'BEGIN { if (a ~ /^[0-9.]+$/ && b + 0 > 0) printf f, a * s / b; else print "-" }'; }
 sub_() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/) printf "%.1f", a - b; else print "-" }'; }
-us() { awk -v n="$1" 'BEGIN { if (n ~ /^[0-9]+$/) printf "%.1f", n / 1000; else print "-" }'; }
+# med FORMAT VALUES...: median of the numeric values ("-" if none).
+med() {
+	local f=$1
+	shift
+	printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g |
+		awk -v f="$f" '{ a[NR] = $1 } END { if (!NR) print "-"; else printf f, NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
 
 tests=("rr4k_qd1 randread 4k 1" "rr4k_qd32 randread 4k 32"
 	"seqrd128k_qd$SEQ_QD read 128k $SEQ_QD" "seqwr128k_qd$SEQ_QD write 128k $SEQ_QD")
-declare -A E Q F EC QC
+# V[test,who,metric] = the per-round values, space-separated.
+# who: e (ember), q (QEMU), f (fio); metrics: iops kib lat p50 p99 ipc cpu
+declare -A V
+add() { V[$1,$2,$3]+="$4 "; }
+# record TEST WHO RESULT-LINE CPU-SECONDS (a VMM round)
+record() {
+	local n=$1 w=$2 l=$3 c=$4 x
+	add "$n" "$w" iops "$(field iops "$l")"
+	add "$n" "$w" kib "$(field kibps "$l")"
+	for x in mean p50 p99; do
+		add "$n" "$w" "$x" "$(div "$(field lat_${x}_ns "$l")" 1000)"
+	done
+	add "$n" "$w" cpu "$c"
+	add "$n" "$w" ipc "$(div "$(field ops "$l")" "$c" 1 %.0f)"
+}
 fail=0
-for t in "${tests[@]}"; do
-	read -r name rw bs qd <<<"$t"
-	spec=$rw:$bs:$qd:$SECS
-	fio_run "$rw" "$bs" "$qd" || { echo "blk: fio $spec failed: $(tail -3 "$tmp/fio.err")" >&2; fail=1; }
-	F[$name]=$FIO
-	vm_run "ember-$name" "${EMBER_BLK[@]}" --cmdline "ember.bench=blk:$spec:sync" || fail=1
-	E[$name]=$RES EC[$name]=$CPU
-	vm_run "qemu-$name" "${QEMU_BLK[@]}" -append "ember.bench=blk:$spec:sync" || fail=1
-	Q[$name]=$RES QC[$name]=$CPU
+for r in $(seq "$ROUNDS"); do
+	for t in "${tests[@]}"; do
+		read -r name rw bs qd <<<"$t"
+		spec=$rw:$bs:$qd:$SECS
+		# Rotate the order so no VMM always runs first (or after fio).
+		case $((r % 3)) in
+		1) order="f e q" ;; 2) order="e q f" ;; 0) order="q f e" ;;
+		esac
+		for w in $order; do
+			case $w in
+			f)
+				if fio_run "$rw" "$bs" "$qd"; then
+					read -r fi fk fl fp fc f50 <<<"$FIO"
+					add "$name" f iops "$fi"; add "$name" f kib "$fk"; add "$name" f mean "$fl"
+					add "$name" f p50 "$f50"; add "$name" f p99 "$fp"
+					add "$name" f ipc "$(div "$fi" "$fc" 100 %.0f)"
+				else
+					echo "blk: fio $spec failed: $(tail -3 "$tmp/fio.err")" >&2
+					fail=1
+				fi ;;
+			e)
+				vm_run "ember-$name-$r" "${EMBER_BLK[@]}" --cmdline "ember.bench=blk:$spec:sync" || fail=1
+				record "$name" e "$RES" "$CPU" ;;
+			q)
+				vm_run "qemu-$name-$r" "${QEMU_BLK[@]}" -append "ember.bench=blk:$spec:sync" || fail=1
+				record "$name" q "$RES" "$CPU" ;;
+			esac
+		done
+	done
 done
 
-echo "### Block I/O: test guest's polling virtio-blk driver vs host fio ($SECS s per test, $FILE_MB MiB file on ext4, O_DIRECT)"
+# M TEST WHO METRIC [FORMAT]: the median over the rounds.
+M() { med "${4:-%.1f}" ${V[$1,$2,$3]:-}; }
+
+echo "### Block I/O: test guest's polling virtio-blk driver vs host fio (median of $ROUNDS rounds of $SECS s per test, $FILE_MB MiB file on ext4, O_DIRECT)"
 echo
 echo "| test | ember IOPS | QEMU IOPS | ember / QEMU | host fio IOPS | ember % of fio | QEMU % of fio | ember MiB/s | QEMU MiB/s | fio MiB/s |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-dat="# ember vs QEMU microvm vs host fio, virtio-blk, $SECS s per test (columns: see bench/blk.sh)"
+dat="# ember vs QEMU microvm vs host fio, virtio-blk, medians of $ROUNDS rounds of $SECS s (columns: see bench/blk.sh)"
 dat+=$'\n'"# test rw bs qd ember_iops qemu_iops fio_iops ember_mibps qemu_mibps fio_mibps ember_lat_us qemu_lat_us fio_lat_us ember_p99_us qemu_p99_us fio_p99_us ember_iops_per_cpus qemu_iops_per_cpus fio_iops_per_cpus ember_cpu_s qemu_cpu_s ember_p50_us qemu_p50_us fio_p50_us"
-cpu_rows=
+cpu_rows= raw=
 for t in "${tests[@]}"; do
 	read -r name rw bs qd <<<"$t"
-	e=${E[$name]} q=${Q[$name]}
-	read -r fi fk fl fp fc f50 <<<"${F[$name]}"
-	ei=$(field iops "$e") qi=$(field iops "$q")
-	ei=${ei:--} qi=${qi:--}
-	em=$(div "$(field kibps "$e")" 1024) qm=$(div "$(field kibps "$q")" 1024) fm=$(div "$fk" 1024)
+	ei=$(M "$name" e iops %.0f) qi=$(M "$name" q iops %.0f) fi=$(M "$name" f iops %.0f)
+	em=$(div "$(M "$name" e kib)" 1024) qm=$(div "$(M "$name" q kib)" 1024) fm=$(div "$(M "$name" f kib)" 1024)
 	echo "| $rw $bs QD$qd | $ei | $qi | $(ratio "$ei" "$qi") | $fi | $(div "$ei" "$fi" 100) | $(div "$qi" "$fi" 100) | $em | $qm | $fm |"
-	ecs=${EC[$name]} qcs=${QC[$name]}
-	epc=$(div "$ei" "$ecs" 1 %.0f) qpc=$(div "$qi" "$qcs" 1 %.0f) fpc=$(div "$fi" "$fc" 100 %.0f)
+	epc=$(M "$name" e ipc %.0f) qpc=$(M "$name" q ipc %.0f) fpc=$(M "$name" f ipc %.0f)
+	ecs=$(M "$name" e cpu %.2f) qcs=$(M "$name" q cpu %.2f)
 	cpu_rows+="| $rw $bs QD$qd | $epc | $qpc | $(ratio "$epc" "$qpc") | $ecs | $qcs | $fpc |"$'\n'
 	dat+=$'\n'"$name $rw $(numfmt --from=iec "${bs^^}") $qd $ei $qi $fi $em $qm $fm"
-	dat+=" $(us "$(field lat_mean_ns "$e")") $(us "$(field lat_mean_ns "$q")") $fl"
-	dat+=" $(us "$(field lat_p99_ns "$e")") $(us "$(field lat_p99_ns "$q")") $fp"
-	dat+=" $epc $qpc $fpc $ecs $qcs"
-	dat+=" $(us "$(field lat_p50_ns "$e")") $(us "$(field lat_p50_ns "$q")") $f50"
+	for x in mean p99; do
+		dat+=" $(M "$name" e $x) $(M "$name" q $x) $(M "$name" f $x)"
+	done
+	dat+=" $epc $qpc $fpc $ecs $qcs $(M "$name" e p50) $(M "$name" q p50) $(M "$name" f p50)"
+	raw+="| $rw $bs QD$qd | ${V[$name,e,iops]:-} | ${V[$name,q,iops]:-} | ${V[$name,f,iops]:-} |"$'\n'
 done
 echo
-echo "### Block I/O latency at QD1 (4k random read, us; added = VMM - host fio)"
+echo "### Block I/O latency at QD1 (4k random read, us, medians of the rounds; added = VMM - host fio)"
 echo
 echo "| | ember | QEMU microvm | host fio | ember added | QEMU added |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: |"
-e=${E[rr4k_qd1]} q=${Q[rr4k_qd1]}
-read -r fi fk fl fp fc f50 <<<"${F[rr4k_qd1]}"
-declare -A flat=([mean]=$fl [p50]=$f50 [p99]=$fp)
-for k in mean p50 p99; do
-	ev=$(us "$(field lat_${k}_ns "$e")") qv=$(us "$(field lat_${k}_ns "$q")") fv=${flat[$k]}
-	echo "| $k | $ev | $qv | $fv | $(sub_ "$ev" "$fv") | $(sub_ "$qv" "$fv") |"
+for x in mean p50 p99; do
+	ev=$(M rr4k_qd1 e $x) qv=$(M rr4k_qd1 q $x) fv=$(M rr4k_qd1 f $x)
+	echo "| $x | $ev | $qv | $fv | $(sub_ "$ev" "$fv") | $(sub_ "$qv" "$fv") |"
 done
 echo
 echo "### Block I/O CPU cost: IOPS per VMM CPU-second (VMM utime+stime minus guest time, timed window only)"
 echo
-echo "| test | ember | QEMU microvm | ember / QEMU | ember CPU s | QEMU CPU s | host fio IOPS per fio CPU-second |"
+echo "| test | ember | QEMU microvm | ember / QEMU | ember CPU s per round | QEMU CPU s per round | host fio IOPS per fio CPU-second |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
 printf '%s' "$cpu_rows"
 echo
-echo "raw:"
+echo "IOPS of each round (the spread behind the medians):"
 echo
-for t in "${tests[@]}"; do
-	read -r name _ <<<"$t"
-	echo "* ember \`${E[$name]#BENCH blk }\`; QEMU \`${Q[$name]#BENCH blk }\`; fio \`iops=$(awk '{ print $1 " lat_mean_us=" $3 " lat_p50_us=" $6 " lat_p99_us=" $4 " cpu_pct=" $5 }' <<<"${F[$name]}")\`"
-done
+echo "| test | ember | QEMU microvm | host fio |"
+echo "| --- | --- | --- | --- |"
+printf '%s' "$raw"
 echo
 printf '%s\n' "$dat" >"$OUTDIR/blk.dat"
 exit $fail
