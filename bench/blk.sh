@@ -12,14 +12,17 @@
 # rounds (so are the ratios' inputs), and the raw per-round IOPS are
 # printed to show the spread.
 #
-# VMM CPU = utime + stime - guest_time of the whole VMM process (every
-# thread: vCPU, event loop, io-wq workers) from /proc/PID/stat, read when
-# the guest prints "BENCH blk begin" and again at its result line (the
-# guest waits for the runner's answer each time: ":sync"), so boot and
-# teardown are not counted.  guest_time is left out because the guest
-# spins on the used ring (a polled driver burns its vCPU either way); what
-# remains is the VMM's own work, in user space and in the kernel (exits,
-# io_uring).  Resolution: 1/CLK_TCK (10 ms) per round.
+# VMM CPU = the time on CPU (/proc/PID/task/*/schedstat, ns) of every VMM
+# thread but the vCPU thread: event loop / iothreads, io-wq workers, in
+# user space and in the kernel (io_uring, the I/O path), taken when the
+# guest prints "BENCH blk begin" and again at its result line (the guest
+# waits for the runner's answer each time: ":sync"), so boot and teardown
+# are not counted.  The vCPU thread is left out because the polling guest
+# keeps it on CPU all the time; its only VMM work in the window, the
+# QueueNotify exits, goes to an ioeventfd inside KVM on both VMMs.
+# (utime + stime - guest_time would keep those exits, but guest_time is
+# sampled per tick, and its error over a round is as large as the VMM's
+# whole CPU time.)
 #
 # Env: BENCH_SECS (10: seconds per test and VMM, all rounds together),
 # BLK_ROUNDS (5, at most BENCH_SECS), BLK_FILE_MB (1024: the test file),
@@ -41,7 +44,7 @@
 #   14-16 p99 latency, us: ember QEMU fio
 #   17-18 IOPS per VMM CPU-second: ember QEMU
 #   19    IOPS per fio CPU-second (fio's usr+sys)
-#   20-21 VMM CPU seconds per round: ember QEMU
+#   20-21 VMM CPU seconds per round (vCPU thread left out): ember QEMU
 #   22-24 p50 latency, us: ember QEMU fio
 set -u
 source "$(dirname "$0")/common.sh"
@@ -53,7 +56,6 @@ FILE_MB=${BLK_FILE_MB:-1024}
 SEQ_QD=${BLK_SEQ_QD:-8}
 OUTDIR=${BENCH_OUT:-$PWD/build/bench}
 DIR=${BLK_DIR:-$PWD/build}
-TICK=$(getconf CLK_TCK)
 
 for f in "$EMBER" "$TESTGUEST"; do
 	[ -e "$f" ] || { echo "blk: $f missing (make ember testguest)" >&2; exit 1; }
@@ -94,21 +96,37 @@ fio --name=fill --filename="$FILE" --rw=write --bs=1M --size="${FILE_MB}M" --ioe
 
 # field KEY LINE (common.sh) reads key=value words of the guest's lines.
 
-# cpu_ticks PID: utime+stime-guest_time and guest_time of the process, in ticks.
-cpu_ticks() {
-	local f
-	read -r -a f 2>/dev/null <"/proc/$1/stat" || { echo "- -"; return; }
-	# comm ("ember", "qemu-system-x86") has no spaces: fields 14, 15, 43.
-	echo "$((f[13] + f[14] - f[42])) ${f[42]}"
+# CPU time of the VMM's threads, but for its vCPU thread(s): T0[TID] = ns
+# on CPU (schedstat) at "begin"; cpu_window PID prints the seconds each
+# thread ran since then (threads born since count from 0), leaving out the
+# threads that ran guest code (guest_time > 0 in their stat by the end of
+# the window, which is sure: the guest spins).
+declare -A T0
+cpu_begin() {
+	local t ns
+	T0=()
+	for t in /proc/"$1"/task/*; do
+		read -r ns _ 2>/dev/null <"$t/schedstat" && T0[${t##*/}]=$ns
+	done
+}
+cpu_window() {
+	local t ns f sum=0
+	for t in /proc/"$1"/task/*; do
+		read -r -a f 2>/dev/null <"$t/stat" || continue
+		[ "${f[42]}" -gt 0 ] && continue # comm has no spaces: field 43, guest_time
+		read -r ns _ 2>/dev/null <"$t/schedstat" || continue
+		sum=$((sum + ns - ${T0[${t##*/}]:-0}))
+	done
+	awk -v n="$sum" 'BEGIN { printf "%.3f", n / 1e9 }'
 }
 
 # vm_run LABEL CMD...: boot the guest with ember.bench=...:sync; at its
-# "begin" and result lines read the VMM's CPU time, then answer with a
+# "begin" and result lines take the VMM's CPU time, then answer with a
 # newline on its serial input (the guest waits for it, so the VMM is still
 # there and the window has not started / nothing else has run).  Sets RES
 # (the result line, or empty) and CPU (VMM CPU seconds in the window).
 vm_run() {
-	local label=$1 line rd wr pid c0= c1= g rc
+	local label=$1 line rd wr pid rc began=
 	shift
 	RES= CPU=-
 	: >"$tmp/$label.out"
@@ -120,8 +138,8 @@ vm_run() {
 		line=${line%$'\r'}
 		printf '%s\n' "$line" >>"$tmp/$label.out"
 		case $line in
-		"BENCH blk begin "*) read -r c0 g <<<"$(cpu_ticks "$pid")"; echo >&"$wr" ;;
-		"BENCH blk rw="*) read -r c1 g <<<"$(cpu_ticks "$pid")"; RES=$line; echo >&"$wr" ;;
+		"BENCH blk begin "*) cpu_begin "$pid"; began=1; echo >&"$wr" ;;
+		"BENCH blk rw="*) [ -n "$began" ] && CPU=$(cpu_window "$pid"); RES=$line; echo >&"$wr" ;;
 		esac
 	done
 	kill "$pid" 2>/dev/null # only if it hung (read timed out)
@@ -131,11 +149,9 @@ vm_run() {
 	if [ -z "$RES" ] || [ $rc -ne 0 ]; then
 		echo "blk: $label: no result (exit status $rc)" >&2
 		tail -5 "$tmp/$label.out" "$tmp/$label.err" >&2
-		RES=
+		RES= CPU=-
 		return 1
 	fi
-	[ -n "$c0" ] && [ "$c0" != - ] && [ "$c1" != - ] &&
-		CPU=$(awk -v a="$c0" -v b="$c1" -v t="$TICK" 'BEGIN { printf "%.2f", (b - a) / t }')
 	return 0
 }
 
@@ -256,7 +272,7 @@ for x in mean p50 p99; do
 	echo "| $x | $ev | $qv | $fv | $(sub_ "$ev" "$fv") | $(sub_ "$qv" "$fv") |"
 done
 echo
-echo "### Block I/O CPU cost: IOPS per VMM CPU-second (VMM utime+stime minus guest time, timed window only)"
+echo "### Block I/O CPU cost: IOPS per VMM CPU-second (CPU time of the VMM's threads but the vCPU's, timed window only)"
 echo
 echo "| test | ember | QEMU microvm | ember / QEMU | ember CPU s per round | QEMU CPU s per round | host fio IOPS per fio CPU-second |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
