@@ -25,7 +25,8 @@
 # whole CPU time.)
 #
 # Env: BENCH_SECS (10: seconds per test and VMM, all rounds together),
-# BLK_ROUNDS (5, at most BENCH_SECS), BLK_FILE_MB (1024: the test file),
+# BLK_ROUNDS (5, at most BENCH_SECS; each round BENCH_SECS/BLK_ROUNDS s,
+# rounded down), BLK_FILE_MB (1024: the test file),
 # BLK_SEQ_QD (8: queue depth of the 128k sequential tests), BLK_DIR (where
 # the test file goes; must be ext4; default build/, and when that is not
 # ext4 an ext4 image loop-mounted under it, which needs root), BENCH_OUT
@@ -50,6 +51,7 @@ set -u
 source "$(dirname "$0")/common.sh"
 TOTAL=${BENCH_SECS:-10}
 ROUNDS=${BLK_ROUNDS:-5}
+[ "$ROUNDS" -ge 1 ] 2>/dev/null || ROUNDS=1
 [ "$ROUNDS" -gt "$TOTAL" ] && ROUNDS=$TOTAL
 SECS=$((TOTAL / ROUNDS))
 FILE_MB=${BLK_FILE_MB:-1024}
