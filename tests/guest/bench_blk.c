@@ -35,6 +35,8 @@
 
 #define VIRTIO_BLK_F_SIZE_MAX 1
 #define VIRTIO_BLK_F_SEG_MAX  2
+#define VIRTIO_BLK_F_RO       5
+#define VIRTIO_BLK_F_FLUSH    9
 #define VIRTIO_BLK_T_IN       0
 #define VIRTIO_BLK_T_OUT      1
 #define VIRTIO_BLK_S_OK       0
@@ -215,11 +217,17 @@ enum test_result bench_blk(const char *args)
 
 	struct virtio_dev *d = NULL;
 	for (int i = 0; (d = virtio_find(VIRTIO_ID_BLOCK, i)); i++)
-		if (!b.write || !(d->offered & BIT(5))) /* VIRTIO_BLK_F_RO */
+		if (!b.write || !(d->offered & BIT(VIRTIO_BLK_F_RO)))
 			break;
 	if (!d)
 		return fail("no %svirtio-blk device", b.write ? "writable " : "");
-	if (virtio_negotiate(d, BIT(VIRTIO_F_EVENT_IDX) | BIT(VIRTIO_BLK_F_SIZE_MAX) | BIT(VIRTIO_BLK_F_SEG_MAX), &why))
+	/* FLUSH, as Linux's driver does, though no flush is ever sent: without
+	 * it a device must make every write stable before completing it
+	 * (§5.2.6.2; ember then writes with RWF_DSYNC, QEMU flushes after each
+	 * write), which is not what fio's direct=1 writes do. */
+	uint64_t want = BIT(VIRTIO_F_EVENT_IDX) | BIT(VIRTIO_BLK_F_SIZE_MAX) | BIT(VIRTIO_BLK_F_SEG_MAX) |
+			BIT(VIRTIO_BLK_F_FLUSH);
+	if (virtio_negotiate(d, want, &why))
 		return fail("%s", why);
 	uint64_t capacity = virtio_config64(d, CFG_CAPACITY);
 	uint32_t size_max = virtio_has(d, VIRTIO_BLK_F_SIZE_MAX) ? virtio_config32(d, CFG_SIZE_MAX) : 0;
