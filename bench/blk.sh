@@ -32,8 +32,9 @@
 # ext4 an ext4 image loop-mounted under it, which needs root), BENCH_OUT
 # (build/bench: blk.dat goes there).  Needs fio.  ~3 min with the defaults (60 boots, 20 fio runs).
 #
-# Prints markdown tables (like startup.sh, churn.sh) and writes
-# $BENCH_OUT/blk.dat, one line per test, whitespace-separated, medians over
+# Prints markdown tables (like startup.sh, churn.sh), logs every round's
+# raw result (guest lines with cpu_s=, fio's numbers) to $BENCH_OUT/blk.log
+# and writes $BENCH_OUT/blk.dat, one line per test, whitespace-separated, medians over
 # the rounds, "-" where a value is missing, for gnuplot:
 #   1 test        label: rr4k_qd1 rr4k_qd32 seqrd128k_qdN seqwr128k_qdN
 #   2 rw          fio's name: randread read write
@@ -66,6 +67,8 @@ command -v fio >/dev/null || { echo "blk: fio not installed (apt-get install fio
 command -v "$QEMU" >/dev/null || { echo "blk: $QEMU not installed" >&2; exit 1; }
 [ -w /dev/kvm ] || { echo "blk: /dev/kvm not usable" >&2; exit 1; }
 mkdir -p "$DIR" "$OUTDIR" || exit 1
+LOG=$OUTDIR/blk.log
+: >"$LOG"
 
 # The test file lives on ext4: the issue's setting, and O_DIRECT works there
 # (tmpfs has none).  If DIR is not ext4, make a loop-mounted ext4 image.
@@ -154,6 +157,7 @@ vm_run() {
 		RES= CPU=-
 		return 1
 	fi
+	echo "$label ${RES#BENCH blk } cpu_s=$CPU" >>"$LOG"
 	return 0
 }
 
@@ -221,6 +225,7 @@ for r in $(seq "$ROUNDS"); do
 			f)
 				if fio_run "$rw" "$bs" "$qd"; then
 					read -r fi fk fl fp fc f50 <<<"$FIO"
+					echo "fio-$name-$r iops=$fi kibps=$fk lat_mean_us=$fl lat_p50_us=$f50 lat_p99_us=$fp cpu_pct=$fc" >>"$LOG"
 					add "$name" f iops "$fi"; add "$name" f kib "$fk"; add "$name" f mean "$fl"
 					add "$name" f p50 "$f50"; add "$name" f p99 "$fp"
 					add "$name" f ipc "$(div "$fi" "$fc" 100 %.0f)"
