@@ -143,7 +143,7 @@ vm_run() {
 		line=${line%$'\r'}
 		printf '%s\n' "$line" >>"$tmp/$label.out"
 		case $line in
-		"BENCH blk begin "*) cpu_begin "$pid"; began=1; echo >&"$wr" ;;
+		"BENCH blk begin "*) cpu_begin "$pid"; began=$line; echo >&"$wr" ;;
 		"BENCH blk rw="*) [ -n "$began" ] && CPU=$(cpu_window "$pid"); RES=$line; echo >&"$wr" ;;
 		esac
 	done
@@ -157,7 +157,7 @@ vm_run() {
 		RES= CPU=-
 		return 1
 	fi
-	echo "$label ${RES#BENCH blk } cpu_s=$CPU" >>"$LOG"
+	echo "$label ${RES#BENCH blk } cpu_s=$CPU tsc_mhz=$(field tsc_mhz "$began") boot_tsc_mhz=$(field boot_tsc_mhz "$began")" >>"$LOG"
 	return 0
 }
 
