@@ -454,6 +454,10 @@ static void *vcpu_thread(void *arg)
 			return NULL;
 		}
 	}
+	pthread_mutex_lock(&v->vm->gate_lock);
+	while (!v->vm->gate_open)
+		pthread_cond_wait(&v->vm->gate_cond, &v->vm->gate_lock);
+	pthread_mutex_unlock(&v->vm->gate_lock);
 	if (v->index == 0)
 		bt_mark(BT_FIRST_RUN);
 	while (atomic_load(&v->vm->exit_status) == -1) {
@@ -512,6 +516,9 @@ int vm_run(struct vm *vm, struct loop *loop)
 	sigemptyset(&set);
 	sigaddset(&set, SIG_KICK);
 	pthread_sigmask(SIG_BLOCK, &set, &old);
+	pthread_mutex_init(&vm->gate_lock, NULL);
+	pthread_cond_init(&vm->gate_cond, NULL);
+	vm->gate_open = false;
 	for (int i = 0; i < vm->ncpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 		int rc = pthread_create(&v->thread, NULL, vcpu_thread, v);
@@ -526,7 +533,8 @@ int vm_run(struct vm *vm, struct loop *loop)
 	}
 
 	/* The vCPU threads exist now (clone is not in any policy): lock the
-	 * main thread down before it services anything the guest asks for. */
+	 * main thread down, then open the gate that holds them before their
+	 * first KVM_RUN. */
 	if (vm->seccomp && atomic_load(&vm->exit_status) == -1) {
 		struct err e;
 
@@ -542,9 +550,13 @@ int vm_run(struct vm *vm, struct loop *loop)
 			(void)syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
 #endif
 	}
+	pthread_mutex_lock(&vm->gate_lock);
+	vm->gate_open = true;
+	pthread_cond_broadcast(&vm->gate_cond);
+	pthread_mutex_unlock(&vm->gate_lock);
 	/* The one place the main thread waits from now on: console, virtio
 	 * notifications, disk completions and the stop eventfd. */
-	loop_run(loop, vm->stop_efd);
+	loop_run(loop);
 	vm_request_stop(vm, EXIT_SETUP);   /* no-op unless the loop itself failed */
 	stop_vcpus(vm);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -88,6 +88,13 @@ struct vm {
 	 * vCPU thread before its first KVM_RUN, the calling thread before it
 	 * runs the loop.  main.c clears it for --no-seccomp. */
 	bool seccomp;
+	/* vm_run()'s start gate: vCPU threads wait here (after installing
+	 * their own filter) until the main thread has locked itself down, so
+	 * the guest runs no instruction while any ember thread is still
+	 * unfiltered. */
+	pthread_mutex_t gate_lock;
+	pthread_cond_t gate_cond;
+	bool gate_open;
 	struct vm_stats stats;
 };
 
@@ -102,7 +109,8 @@ int vm_create(struct vm *vm, uint64_t mem_mib, int ncpus, struct err *e);
 int vm_set_boot_regs(struct vm *vm, const struct boot_info *bi, struct err *e);
 
 /* Ask the VM to stop with 'status' (first caller wins).  Safe from any
- * thread; not async-signal-safe. */
+ * thread, and async-signal-safe (a lock-free compare-and-swap and a
+ * write(2) to the stop eventfd): main.c's SIGTERM handler calls it. */
 void vm_request_stop(struct vm *vm, int status);
 
 /* Wire the UART's interrupt line to IOAPIC pin 'pin' (edge pin in the MP
@@ -145,7 +153,8 @@ int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t len, uint64_t datamatch,
 		 int fd, struct err *e);
 
 /* Start one thread per vCPU, then service the event loop on the calling
- * thread until the guest ends (the stop eventfd fires).  Returns the exit
+ * thread until the guest ends.  The loop must be enabled, with
+ * loop_set_stop(loop, vm->stop_efd) done before.  Returns the exit
  * status. */
 int vm_run(struct vm *vm, struct loop *loop);
 

@@ -92,7 +92,9 @@ static const char usage_text[] =
 "  3  the guest stopped with an exit ember cannot handle (registers on stderr)\n"
 "  148  ember made a system call outside its seccomp allowlist (one line on\n"
 "       stderr names it and the thread; see --print-policy)\n"
-"  128+N  ember was killed by signal N\n";
+"  128+N  ember was stopped by signal N (SIGINT, SIGTERM, SIGHUP: the VM is\n"
+"         shut down cleanly, taps and image locks released; a second signal\n"
+"         exits at once)\n";
 
 struct options {
 	const char *kernel;
@@ -303,11 +305,25 @@ static void restore_tty(void)
 		tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
 }
 
+static struct vm *signal_vm;
+static volatile sig_atomic_t signal_seen;
+
+/* SIGINT, SIGTERM, SIGHUP.  The first one stops the VM the normal way
+ * (the loop ends, in-flight I/O drains, loop_fini() hands the taps and
+ * image locks back before ember exits), with status 128+N.  A second one,
+ * or one before the VM exists, exits at once.  Nothing here but a
+ * compare-and-swap, write(2), tcsetattr and _exit: async-signal-safe, and
+ * all in the main thread's seccomp policy (raise() is not: glibc's makes a
+ * gettid call). */
 static void on_signal(int sig)
 {
-	restore_tty();      /* tcsetattr is async-signal-safe */
-	signal(sig, SIG_DFL);
-	raise(sig);
+	if (!signal_seen && signal_vm) {
+		signal_seen = 1;
+		vm_request_stop(signal_vm, 128 + sig);
+		return;
+	}
+	restore_tty();
+	_exit(128 + sig);
 }
 
 /* Raw input so the guest sees every key, but ISIG stays on for Ctrl-C
@@ -335,6 +351,8 @@ static void raw_tty(void)
 struct console {
 	struct serial *uart;
 	int wake_fd;    /* eventfd: the UART has room for input again */
+	int flush_fd;   /* eventfd: guest output waits in the UART's buffer */
+	atomic_bool flush_armed;   /* flush_fd written, flush not yet done */
 	bool eof;
 };
 
@@ -372,10 +390,25 @@ static void console_input(void *opaque)
 		c->eof = true;   /* stop polling a closed stdin */
 }
 
-static void console_tick(void *opaque)
+/* UART out_pending callback (vCPU thread): have the loop flush the
+ * partial line in a moment.  One eventfd write until that flush, however
+ * many lines start meanwhile. */
+static void console_out_pending(void *opaque)
+{
+	struct console *c = opaque;
+	uint64_t one = 1;
+
+	if (!atomic_exchange(&c->flush_armed, true))
+		(void)!write(c->flush_fd, &one, sizeof(one));
+}
+
+/* Loop thread, LOOP_FLUSH_MS after console_out_pending().  The flag is
+ * cleared first: a byte buffered from here on arms another flush. */
+static void console_flush(void *opaque)
 {
 	struct console *c = opaque;
 
+	atomic_store(&c->flush_armed, false);
 	serial_flush(c->uart);
 }
 
@@ -439,7 +472,7 @@ int main(int argc, char **argv)
 	struct boot_config bc;
 	struct boot_info bi;
 	struct console con = { 0 };
-	struct loop_console hooks = { .input_fd = -1, .wake_fd = -1 };
+	struct loop_console hooks = { .input_fd = -1, .wake_fd = -1, .flush_fd = -1 };
 	struct loop loop;
 	struct blk *disks[BLK_MAX_DISKS] = { NULL };
 	struct vm_irq disk_irq[BLK_MAX_DISKS];
@@ -538,8 +571,15 @@ int main(int argc, char **argv)
 		/* boot_load names the problem; say which input it concerns. */
 		if (strstr(e.msg, "initrd"))
 			die(EXIT_SETUP, "--initrd %s: %s", o.initrd ? o.initrd : "", e.msg);
-		if (strstr(e.msg, "command line"))
-			die(EXIT_SETUP, "--cmdline: %s", e.msg);
+		if (strstr(e.msg, "command line")) {
+			/* Say how much of it the user can shorten: the devices'
+			 * virtio_mmio.device= words count too. */
+			size_t user = o.cmdline ? strlen(o.cmdline) : 0;
+
+			die(EXIT_SETUP, "--cmdline: %s (%zu bytes from --cmdline, %zu added by ember "
+			    "for its defaults and %d devices)", e.msg, user, strlen(cmdline) - user,
+			    o.ndisks + o.nnets);
+		}
 		die(EXIT_SETUP, "--kernel %s: %s", o.kernel, e.msg);
 	}
 	if (vm_set_boot_regs(&vm, &bi, &e) < 0)
@@ -562,13 +602,25 @@ int main(int argc, char **argv)
 		hooks.wake_fd = con.wake_fd;
 		serial_set_rx_ready(con.uart, console_rx_ready, &con);
 	}
+	signal_vm = &vm;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal);
 	signal(SIGPIPE, SIG_IGN);   /* a closed stdout must not kill the VM */
-	hooks.tick = console_tick;
+	if (out_fd >= 0) {
+		con.flush_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (con.flush_fd < 0)
+			die(EXIT_SETUP, "eventfd: %s", strerror(errno));
+		hooks.flush_fd = con.flush_fd;
+		hooks.flush = console_flush;
+		serial_set_out_pending(con.uart, console_out_pending, &con);
+	}
 	hooks.opaque = &con;
-	loop_set_console(&loop, &hooks);
+	/* Last of the ring's setup: every descriptor it will touch is in
+	 * its fixed-file table now, so it can be restricted and enabled. */
+	if (loop_set_console(&loop, &hooks, &e) < 0 || loop_set_stop(&loop, vm.stop_efd, &e) < 0 ||
+	    loop_enable(&loop, &e) < 0)
+		die(EXIT_SETUP, "%s", e.msg);
 
 	if (vm.seccomp) {
 		if (sc_prepare(&e) < 0)
@@ -636,6 +688,10 @@ int main(int argc, char **argv)
 		}
 	}
 	serial_free(con.uart);
+	if (hooks.wake_fd >= 0)
+		close(hooks.wake_fd);
+	if (hooks.flush_fd >= 0)
+		close(hooks.flush_fd);
 	if (out_fd > STDERR_FILENO)
 		close(out_fd);
 	return status;

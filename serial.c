@@ -97,6 +97,8 @@ struct serial {
 	bool rx_wanted;
 	void (*rx_ready)(void *opaque);
 	void *rx_opaque;
+	void (*out_pending)(void *opaque);
+	void *out_pending_opaque;
 
 	uint64_t dropped;
 	size_t out_len;
@@ -230,6 +232,8 @@ static void write_thr(struct serial *s, uint8_t b)
 	s->out[s->out_len++] = b;
 	if (b == '\n' || s->out_len == sizeof(s->out))
 		out_flush(s);
+	else if (s->out_len == 1 && s->out_pending)
+		s->out_pending(s->out_pending_opaque);
 }
 
 static void write_fcr(struct serial *s, uint8_t v)
@@ -407,6 +411,14 @@ void serial_set_rx_ready(struct serial *s, void (*fn)(void *opaque), void *opaqu
 	pthread_mutex_lock(&s->lock);
 	s->rx_ready = fn;
 	s->rx_opaque = opaque;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void serial_set_out_pending(struct serial *s, void (*fn)(void *opaque), void *opaque)
+{
+	pthread_mutex_lock(&s->lock);
+	s->out_pending = fn;
+	s->out_pending_opaque = opaque;
 	pthread_mutex_unlock(&s->lock);
 }
 

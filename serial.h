@@ -11,7 +11,8 @@
  * level changes arrive in order: it must not call back into serial_*.
  * Guest output is buffered and written to out_fd in large writes: when a
  * newline arrives, when the buffer is full, and on serial_flush() and
- * serial_free().  out_fd < 0 discards output (--console none).  A write that
+ * serial_free(); the out_pending callback tells the host when a partial
+ * line starts waiting, so it can flush it a little later.  out_fd < 0 discards output (--console none).  A write that
  * fails (EAGAIN on a non-blocking fd, EPIPE, ...) drops the buffered bytes
  * and counts them; the caller should ignore SIGPIPE if out_fd may be a pipe.
  */
@@ -51,6 +52,14 @@ size_t serial_rx_space(struct serial *s);
  * when the receiver has space again after serial_rx_space() returned 0, so
  * the host can wait for it instead of polling.  fn must not call serial_*. */
 void serial_set_rx_ready(struct serial *s, void (*fn)(void *opaque), void *opaque);
+
+/* fn(opaque) is called from the vCPU thread, with the UART lock held, when
+ * guest output starts waiting in the buffer: a byte went into an empty
+ * buffer and was not written at once (not a newline).  The host should call
+ * serial_flush() soon, or a partial line (a shell prompt) never shows.
+ * Once per buffer fill, so at most once per line.  fn must not call
+ * serial_*. */
+void serial_set_out_pending(struct serial *s, void (*fn)(void *opaque), void *opaque);
 
 /* Write out any buffered guest output. */
 void serial_flush(struct serial *s);

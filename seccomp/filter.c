@@ -2,6 +2,7 @@
 #include "seccomp/filter.h"
 
 #include <errno.h>
+#include <linux/io_uring.h>
 #include <seccomp.h>
 #include <stdlib.h>
 #include <signal.h>
@@ -108,6 +109,10 @@ static int add_rule(scmp_filter_ctx ctx, const struct sc_policy *p,
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
 				      SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
 		break;
+	case SC_ARG_UNREG:
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
+				      SCMP_A1(SCMP_CMP_EQ, IORING_UNREGISTER_FILES, 0));
+		break;
 	case SC_ARG_IOCTL:
 		/* The kernel reads the request as a 32-bit int: compare
 		 * only those bits. */
@@ -164,6 +169,7 @@ void sc_print_policy(FILE *f)
 		for (size_t i = 0; i < p->nrules; i++)
 			fprintf(f, "  %-16s %s%s\n", p->rules[i].name,
 				p->rules[i].arg == SC_ARG_NOEXEC ? "[no PROT_EXEC] " :
+				p->rules[i].arg == SC_ARG_UNREG ? "[IORING_UNREGISTER_FILES only] " :
 				p->rules[i].arg == SC_ARG_IOCTL ? "[requests below] " : "",
 				p->rules[i].why);
 		fprintf(f, "  ioctl requests:\n");

@@ -45,12 +45,13 @@ static const struct sc_rule vcpu_rules[] = {
 
 static const struct sc_rule loop_rules[] = {
 	{ "io_uring_enter", SC_ARG_ANY, "the event loop: submit and wait (loop.c)" },
+	{ "io_uring_register", SC_ARG_UNREG, "at exit, drop the ring's fixed files so taps and "
+	  "image locks are released before ember exits (loop_fini)" },
 	{ "read", SC_ARG_ANY, "console input from stdin (the loop polls, then reads)" },
 	{ "ioctl", SC_ARG_IOCTL, "interrupt delivery, tap offloads, the terminal (list below)" },
 	{ "close", SC_ARG_ANY, "closing the ring, eventfds, images and taps at exit" },
-	{ "rt_sigaction", SC_ARG_ANY, "Ctrl-C / SIGTERM handler resetting itself to default" },
-	{ "getpid", SC_ARG_ANY, "pthread_kill() and raise() name the process" },
-	{ "tgkill", SC_ARG_ANY, "kicking a vCPU out of KVM_RUN (SIGUSR1); raise()" },
+	{ "getpid", SC_ARG_ANY, "pthread_kill() names the process" },
+	{ "tgkill", SC_ARG_ANY, "pthread_kill(): kicking a vCPU out of KVM_RUN (SIGUSR1)" },
 	COMMON_RULES SAN_RULES
 };
 

@@ -24,6 +24,7 @@ enum sc_arg {
 	SC_ARG_ANY,       /* any arguments */
 	SC_ARG_IOCTL,     /* ioctl: request number in the thread's ioctl list */
 	SC_ARG_NOEXEC,    /* mmap/mprotect: PROT_EXEC clear in arg 2 */
+	SC_ARG_UNREG,     /* io_uring_register: only IORING_UNREGISTER_FILES */
 };
 
 struct sc_rule {

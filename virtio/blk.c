@@ -41,7 +41,7 @@ struct blk_req {
 	uint8_t *status;           /* the status byte, in guest RAM */
 	uint32_t used_len;         /* reported when the request succeeds */
 	uint32_t type;
-	int fd;
+	int file;                  /* fixed-file index: b->file or b->file_buffered */
 	uint64_t off;              /* file offset of the next transfer */
 	uint64_t left;             /* bytes still to transfer */
 	unsigned iov_first, niov;
@@ -57,6 +57,8 @@ struct blk {
 	char name[24];             /* "virtio-blk<N>" */
 	int fd;                    /* the image; O_DIRECT with ,direct */
 	int fd_buffered;           /* ,direct: buffered fd for unaligned I/O; else fd */
+	int file, file_buffered;   /* their indexes in the loop's fixed-file table */
+	int lock_fd;               /* holds the flock; never given to the ring */
 	dev_t st_dev;
 	ino_t st_ino;
 	uint64_t capacity;         /* sectors */
@@ -162,7 +164,7 @@ struct blk *blk_open(const struct blk_opts *o, unsigned index, struct blk *const
 	snprintf(b->name, sizeof(b->name), "virtio-blk%u", index);
 	if (!b->opts.serial[0])
 		snprintf(b->opts.serial, sizeof(b->opts.serial), "ember-disk%u", index);
-	b->fd = b->fd_buffered = -1;
+	b->fd = b->fd_buffered = b->lock_fd = -1;
 
 	if (stat(o->path, &st) < 0) {
 		err_errno(e, "cannot open");
@@ -215,9 +217,22 @@ struct blk *blk_open(const struct blk_opts *o, unsigned index, struct blk *const
 		goto fail;
 	}
 	b->capacity = size / SECTOR;
-	/* Advisory whole-file lock, held as long as the fd: a second VM (or
-	 * tool that uses flock) cannot write the image under us. */
-	if (flock(b->fd, (o->ro ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+	/* Advisory whole-file lock, held as long as ember runs: a second VM
+	 * (or tool that uses flock) cannot write the image under us.  It is
+	 * taken on a descriptor of its own, never registered with the
+	 * io_uring ring: the kernel frees a ring some milliseconds after a
+	 * killed process is gone, and a lock on the ring's file would outlive
+	 * ember by that much, refusing a VM restarted at once on the image. */
+	b->lock_fd = open(o->path, O_RDONLY | O_CLOEXEC);
+	if (b->lock_fd < 0) {
+		err_errno(e, "cannot open");
+		goto fail;
+	}
+	if (fstat(b->lock_fd, &st) < 0 || st.st_dev != b->st_dev || st.st_ino != b->st_ino) {
+		err_set(e, "was replaced while being opened");
+		goto fail;
+	}
+	if (flock(b->lock_fd, (o->ro ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
 		if (errno == EWOULDBLOCK)
 			err_set(e, "is in use by another process (locked)");
 		else
@@ -360,14 +375,15 @@ static void rw_submit(struct blk_req *r)
 	unsigned n = r->niov - r->iov_first;
 
 	if (r->type == VIRTIO_BLK_T_IN) {
-		io_uring_prep_readv(sqe, r->fd, &r->iov[r->iov_first], n, r->off);
+		io_uring_prep_readv(sqe, r->file, &r->iov[r->iov_first], n, r->off);
 	} else {
-		io_uring_prep_writev(sqe, r->fd, &r->iov[r->iov_first], n, r->off);
+		io_uring_prep_writev(sqe, r->file, &r->iov[r->iov_first], n, r->off);
 		/* §5.2.6.2: without a negotiated FLUSH a completed write must
 		 * be stable, so make each one a data-sync write. */
 		if (!(r->b->t.features & (1ULL << VIRTIO_BLK_F_FLUSH)))
 			sqe->rw_flags = RWF_DSYNC;
 	}
+	loop_fixed(sqe);
 }
 
 /* Skip the first 'done' bytes of the request's iovecs. */
@@ -518,6 +534,15 @@ out:
 	pthread_mutex_unlock(&b->t.lock);
 }
 
+/* FLUSH (§5.2.6.2): fdatasync the image. */
+static void flush_submit(struct blk_req *r)
+{
+	struct io_uring_sqe *sqe = loop_sqe(r->b->loop, &r->op);
+
+	io_uring_prep_fsync(sqe, r->b->file, IORING_FSYNC_DATASYNC);
+	loop_fixed(sqe);
+}
+
 /* Submit the current range of a discard / write zeroes in r->mode, from
  * r->off for r->left bytes. */
 static void dwz_submit(struct blk_req *r)
@@ -527,11 +552,11 @@ static void dwz_submit(struct blk_req *r)
 	switch (r->mode) {
 	case DWZ_DISCARD:
 	case DWZ_PUNCH:
-		io_uring_prep_fallocate(sqe, r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		io_uring_prep_fallocate(sqe, r->file, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 					r->off, r->left);
 		break;
 	case DWZ_ZERO_RANGE:
-		io_uring_prep_fallocate(sqe, r->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+		io_uring_prep_fallocate(sqe, r->file, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
 					r->off, r->left);
 		break;
 	case DWZ_WRITE: {
@@ -546,12 +571,13 @@ static void dwz_submit(struct blk_req *r)
 			r->niov++;
 			left -= n;
 		}
-		io_uring_prep_writev(sqe, r->fd, r->iov, r->niov, r->off);
+		io_uring_prep_writev(sqe, r->file, r->iov, r->niov, r->off);
 		if (!(r->b->t.features & (1ULL << VIRTIO_BLK_F_FLUSH)))
 			sqe->rw_flags = RWF_DSYNC;
 		break;
 	}
 	}
+	loop_fixed(sqe);
 }
 
 /* Validate a DISCARD / WRITE_ZEROES payload (§5.2.6.2) and start it.
@@ -600,7 +626,7 @@ static int start_dwz(struct blk *b, struct blk_req *r, const struct vq_chain *c)
 	if (r->nrange == 0)
 		return VIRTIO_BLK_S_OK;
 	r->op.done = dwz_done;
-	r->fd = b->fd_buffered;
+	r->file = b->file_buffered;
 	r->range = 0;
 	r->off = r->ranges[0].off;
 	r->left = r->ranges[0].len;
@@ -644,10 +670,10 @@ static int start_rw(struct blk *b, struct blk_req *r, const struct vq_chain *c, 
 		return VIRTIO_BLK_S_OK;
 	r->off = sector * SECTOR;
 	r->left = len;
-	r->fd = b->fd;
+	r->file = b->file;
 	if (b->opts.direct && !dio_aligned(b, r)) {
 		atomic_fetch_add(&b->stats.unaligned, 1);
-		r->fd = b->fd_buffered;
+		r->file = b->file_buffered;
 	}
 	r->op.done = rw_done;
 	rw_submit(r);
@@ -720,7 +746,7 @@ static void start_request(struct blk *b, const struct vq_chain *c)
 				break;
 			}
 			r->op.done = flush_done;
-			io_uring_prep_fsync(loop_sqe(b->loop, &r->op), b->fd, IORING_FSYNC_DATASYNC);
+			flush_submit(r);
 			st = -1;
 			break;
 		case VIRTIO_BLK_T_GET_ID:
@@ -881,6 +907,12 @@ int blk_attach(struct blk *b, unsigned slot, const struct guest_mem *mem,
 		pthread_condattr_destroy(&ca);
 		b->idle_ok = true;
 	}
+	b->file = loop_file(loop, b->fd, e);
+	if (b->file < 0)
+		return -1;
+	b->file_buffered = loop_file(loop, b->fd_buffered, e);
+	if (b->file_buffered < 0)
+		return -1;
 	if (virtio_mmio_init(&b->t, b->name, slot, &blk_ops, b, f, b->config,
 			     sizeof(b->config), mem, loop, irq, e) < 0)
 		return -1;
@@ -914,6 +946,8 @@ void blk_close(struct blk *b)
 		close(b->fd_buffered);
 	if (b->fd >= 0)
 		close(b->fd);
+	if (b->lock_fd >= 0)
+		close(b->lock_fd);
 	free(b->reqs);
 	free(b);
 }

@@ -102,9 +102,10 @@ struct blk *blk_open(const struct blk_opts *o, unsigned index, struct blk *const
 		     struct err *e);
 
 /* Create the virtio device in virtio-mmio slot 'slot', watching its queue on
- * 'loop' and raising 'irq'.  Call it from the thread that will run the loop.
- * Register blk_transport(b) on the MMIO bus at blk_transport(b)->base
- * afterwards. */
+ * 'loop' and raising 'irq'.  Call it from the thread that will run the loop,
+ * before loop_enable() (the image's descriptors and the queue's eventfd go
+ * into the ring's fixed-file table).  Register blk_transport(b) on the MMIO
+ * bus at blk_transport(b)->base afterwards. */
 int blk_attach(struct blk *b, unsigned slot, const struct guest_mem *mem,
 	       struct loop *loop, const struct virtio_irq *irq, struct err *e);
 

@@ -82,8 +82,8 @@ int virtio_mmio_init(struct virtio_mmio *t, const char *name, unsigned slot,
 		mq->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (mq->notify_fd < 0)
 			return err_errno(e, "%s: eventfd", name);
-		if (loop)
-			loop_watch_efd(loop, &mq->watch, mq->notify_fd, queue_kicked, mq);
+		if (loop && loop_watch_efd(loop, &mq->watch, mq->notify_fd, queue_kicked, mq, e) < 0)
+			return -1;
 	}
 	return 0;
 }

@@ -173,7 +173,8 @@ unsigned virtio_mmio_slot_pin(unsigned i);
 
 /* Set up transport t for a device: features offered (VERSION_1 is added),
  * configuration space (kept by the device, must outlive t), one eventfd per
- * queue watched by loop.  Returns 0 or -1 with e set. */
+ * queue watched by loop (if not NULL; before loop_enable()).  Returns 0 or
+ * -1 with e set. */
 int virtio_mmio_init(struct virtio_mmio *t, const char *name, unsigned slot,
 		     const struct virtio_dev_ops *ops, void *dev, uint64_t features,
 		     const uint8_t *config, uint32_t config_len,

@@ -56,6 +56,7 @@ struct net {
 	unsigned index;
 	char name[24];             /* "virtio-net<N>" */
 	int fd;                    /* the tap (or a test's packet socket) */
+	int file;                  /* its index in the loop's fixed-file table */
 	bool is_tap;
 	unsigned tun_offloads;     /* TUN_F_* the tap accepts */
 	unsigned offloads_now;     /* TUN_F_* set on the tap */
@@ -205,6 +206,29 @@ static struct net *net_new(unsigned index, const uint8_t mac[6], struct err *e)
 
 /* TUN_F_* the tap accepts, tried one at a time the way TUNSETOFFLOAD
  * rejects (EINVAL) what it does not know; TSO and UFO need CSUM. */
+/* TUNSETIFF, waiting up to NET_BUSY_WAIT_MS while the tap is busy (EBUSY).
+ * The kernel frees an io_uring ring asynchronously, some tens of
+ * milliseconds after its process is gone, and an ember that was killed
+ * (SIGKILL) keeps its tap attached through the ring's fixed-file table
+ * until then: a VM restarted at once on the same tap would be refused.  A
+ * tap another live process reads stays busy, and is reported as such after
+ * the wait. */
+#define NET_BUSY_WAIT_MS 500
+
+static int tun_attach(int fd, struct ifreq *ifr)
+{
+	struct ifreq want = *ifr;
+
+	for (int waited = 0;; waited += 5) {
+		if (ioctl(fd, TUNSETIFF, ifr) == 0)
+			return 0;
+		if (errno != EBUSY || waited >= NET_BUSY_WAIT_MS)
+			return -1;
+		*ifr = want;
+		usleep(5000);
+	}
+}
+
 static unsigned probe_offloads(int fd)
 {
 	static const unsigned extra[] = { TUN_F_TSO4, TUN_F_TSO6, TUN_F_UFO };
@@ -261,7 +285,7 @@ struct net *net_open(const struct net_opts *o, unsigned index, struct err *e)
 	memset(&ifr, 0, sizeof(ifr));
 	memcpy(ifr.ifr_name, o->tap, sizeof(ifr.ifr_name));
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-	if (ioctl(n->fd, TUNSETIFF, &ifr) < 0) {
+	if (tun_attach(n->fd, &ifr) < 0) {
 		if (errno == EPERM)
 			err_set(e, "permission denied: the tap belongs to another user (create it "
 				"with ip tuntap add dev %s mode tap user USER, or run as root)",
@@ -491,7 +515,8 @@ static void rx_fill(struct net *n)
 	}
 	n->rx_waiting = false;
 	sqe = loop_sqe(n->loop, &n->rx_op);
-	io_uring_prep_readv(sqe, n->fd, n->rx_iov, mrg ? n->rx_niov : n->rx_chain[0].niov, 0);
+	io_uring_prep_readv(sqe, n->file, n->rx_iov, mrg ? n->rx_niov : n->rx_chain[0].niov, 0);
+	loop_fixed(sqe);
 	n->rx_inflight = true;
 	n->rx_gen = n->t.q[RXQ].gen;
 }
@@ -647,7 +672,8 @@ static void tx_submit(struct net *n, struct net_tx_req *r)
 {
 	struct io_uring_sqe *sqe = loop_sqe(n->loop, &r->op);
 
-	io_uring_prep_writev(sqe, n->fd, r->iov, r->niov, 0);
+	io_uring_prep_writev(sqe, n->file, r->iov, r->niov, 0);
+	loop_fixed(sqe);
 	n->tx_inflight++;
 }
 
@@ -814,7 +840,9 @@ static void cancel_tap_io(struct net *n)
 {
 	struct io_uring_sqe *sqe = loop_sqe(n->loop, &n->cancel_op);
 
-	io_uring_prep_cancel_fd(sqe, n->fd, IORING_ASYNC_CANCEL_ALL);
+	/* With IOSQE_FIXED_FILE the fd is the tap's fixed-file index. */
+	io_uring_prep_cancel_fd(sqe, n->file, IORING_ASYNC_CANCEL_ALL);
+	loop_fixed(sqe);
 }
 
 static void quiesce_kicked(void *opaque)
@@ -947,10 +975,13 @@ int net_attach(struct net *n, unsigned slot, const struct guest_mem *mem,
 	n->quiesce_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (n->quiesce_fd < 0)
 		return err_errno(e, "eventfd");
-	if (virtio_mmio_init(&n->t, n->name, slot, &net_ops, n, f, n->config,
-			     sizeof(n->config), mem, loop, irq, e) < 0)
+	n->file = loop_file(loop, n->fd, e);
+	if (n->file < 0)
 		return -1;
-	loop_watch_efd(loop, &n->quiesce_watch, n->quiesce_fd, quiesce_kicked, n);
+	if (virtio_mmio_init(&n->t, n->name, slot, &net_ops, n, f, n->config,
+			     sizeof(n->config), mem, loop, irq, e) < 0 ||
+	    loop_watch_efd(loop, &n->quiesce_watch, n->quiesce_fd, quiesce_kicked, n, e) < 0)
+		return -1;
 	loop_add_hook(loop, &n->hook, net_batch, n);
 	return 0;
 }

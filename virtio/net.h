@@ -136,7 +136,9 @@ struct net *net_open_fd(int fd, const uint8_t mac[6], unsigned tun_offloads, uns
 			struct err *e);
 
 /* Create the virtio device in virtio-mmio slot 'slot', watching its queues
- * on 'loop' (whose thread must be the calling thread) and raising 'irq'.
+ * on 'loop' (whose thread must be the calling thread; before loop_enable(),
+ * as the tap and eventfds go into the ring's fixed-file table) and raising
+ * 'irq'.
  * Register net_transport(n) on the MMIO bus at its base afterwards, and an
  * ioeventfd per queue. */
 int net_attach(struct net *n, unsigned slot, const struct guest_mem *mem,

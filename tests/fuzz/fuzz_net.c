@@ -93,7 +93,8 @@ static void init_once(void)
 	dev_fd = sv[0];
 	host_fd = sv[1];
 	nic = net_open_fd(dev_fd, mac, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_UFO, 0, &e);
-	if (!nic || loop_init(&loop, 64, &e) < 0 || net_attach(nic, 0, &mem, &loop, &irq, &e) < 0)
+	if (!nic || loop_init(&loop, 64, &e) < 0 || net_attach(nic, 0, &mem, &loop, &irq, &e) < 0 ||
+	    loop_enable(&loop, &e) < 0)
 		abort();
 	t = net_transport(nic);
 }

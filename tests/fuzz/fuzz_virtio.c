@@ -72,7 +72,8 @@ static void init_once(void)
 	if (blk_parse(path, &o, &e) < 0 || !(disk = blk_open(&o, 0, NULL, &e)))
 		abort();
 	unlink(path);
-	if (loop_init(&loop, 64, &e) < 0 || blk_attach(disk, 0, &mem, &loop, &irq, &e) < 0)
+	if (loop_init(&loop, 64, &e) < 0 || blk_attach(disk, 0, &mem, &loop, &irq, &e) < 0 ||
+	    loop_enable(&loop, &e) < 0)
 		abort();
 	t = blk_transport(disk);
 }

@@ -40,8 +40,14 @@ expect entry-bad 2 "ember: --entry 'bios': expected auto, linux64 or pvh" "$EMBE
 expect entry-pvh-missing 1 "ember: --kernel $G: .*PVH.*" "$EMBER" --kernel "$G" --entry pvh
 half=$(head -c 1500 /dev/zero | tr '\0' 'y')
 # Two --cmdline halves accumulate past the limit together (each alone fits).
-expect cmdline-accumulates 1 "ember: --cmdline: command line is (30[0-9][0-9]|3[1-9][0-9][0-9]) bytes; the kernel accepts at most 2047" "$EMBER" --kernel "$G" --cmdline "$half" --cmdline "$half"
-expect cmdline-too-long 1 "ember: --cmdline: command line is [0-9]+ bytes; the kernel accepts at most [0-9]+" "$EMBER" --kernel "$G" --cmdline "$long"
+expect cmdline-accumulates 1 "ember: --cmdline: command line is (30[0-9][0-9]|3[1-9][0-9][0-9]) bytes; the kernel accepts at most 2047 \(3001 bytes from --cmdline, [0-9]+ added by ember for its defaults and 0 devices\)" "$EMBER" --kernel "$G" --cmdline "$half" --cmdline "$half"
+expect cmdline-too-long 1 "ember: --cmdline: command line is [0-9]+ bytes; the kernel accepts at most [0-9]+ \([0-9]+ bytes from --cmdline, [0-9]+ added by ember for its defaults and 0 devices\)" "$EMBER" --kernel "$G" --cmdline "$long"
+# A command line that fits alone, but not with the words 8 disks add: the
+# message says how much ember added.
+fits=$(head -c 1800 /dev/zero | tr '\0' 'z')
+disks8=()
+for i in 1 2 3 4 5 6 7 8; do truncate -s 64K "$TMP/cl$i.img"; disks8+=(--disk "$TMP/cl$i.img"); done
+expect cmdline-with-devices 1 "ember: --cmdline: command line is [0-9]+ bytes; the kernel accepts at most 2047 \(1800 bytes from --cmdline, [0-9]+ added by ember for its defaults and 8 devices\)" "$EMBER" --kernel "$G" --cmdline "$fits" "${disks8[@]}"
 if have_kvm; then
 	expect kvm-no-permission 1 'ember: /dev/kvm: permission denied \(run as root or join the group that owns /dev/kvm\)' \
 		setpriv --reuid=65534 --regid=65534 --clear-groups "$EMBER" --kernel "$TMP/pub.elf"

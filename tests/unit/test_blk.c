@@ -68,6 +68,7 @@ static void open_disk(const char *opts, uint64_t want)
 	CHECK(b != NULL);
 	CHECK_EQ(loop_init(&loop, 64, &e), 0);
 	CHECK_EQ(blk_attach(b, 0, &f.m, &loop, &irq, &e), 0);
+	CHECK_EQ(loop_enable(&loop, &e), 0);
 	t = blk_transport(b);
 	driver_init(want);
 }

@@ -1,6 +1,6 @@
 /* The io_uring event loop (loop.c): ring setup cost, eventfd watchers,
  * end-of-batch hooks, the console (input polling gated by want_input, the
- * wake eventfd, the flush tick), stopping, and draining at the end. */
+ * wake eventfd, the flush timer), stopping, and draining at the end. */
 #define CHECK_FILE "loop"
 #include "../check.h"
 
@@ -52,6 +52,7 @@ TEST(ring_setup_is_cheap)
 		struct loop l;
 
 		CHECK_EQ(loop_init(&l, 256, &e), 0);
+		CHECK_EQ(loop_enable(&l, &e), 0);
 		if (l.stats.setup_ns < best)
 			best = l.stats.setup_ns;
 		CHECK_EQ(loop_fini(&l, 1000), 0);
@@ -68,7 +69,8 @@ TEST(eventfd_watch_rearms)
 
 	fired = 0;
 	CHECK_EQ(loop_init(&l, 16, &e), 0);
-	loop_watch_efd(&l, &w, fd, on_efd, NULL);
+	CHECK_EQ(loop_watch_efd(&l, &w, fd, on_efd, NULL, &e), 0);
+	CHECK_EQ(loop_enable(&l, &e), 0);
 	loop_once(&l, false);
 	CHECK_EQ(fired, 0);
 	poke(fd);
@@ -91,6 +93,7 @@ TEST(hooks_run_every_iteration)
 
 	hooks = 0;
 	CHECK_EQ(loop_init(&l, 16, &e), 0);
+	CHECK_EQ(loop_enable(&l, &e), 0);
 	loop_add_hook(&l, &h, on_hook, NULL);
 	loop_once(&l, false);
 	loop_once(&l, false);
@@ -111,18 +114,27 @@ static bool con_want(void *o)
 	return want;
 }
 
-static void con_tick(void *o)
+static void con_flush(void *o)
 {
 	ticks++;
 }
 
-TEST(console_input_wake_and_tick)
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+TEST(console_input_wake_and_flush)
 {
 	struct loop l;
-	struct loop_console c = { .input_fd = -1, .wake_fd = -1 };
+	struct loop_console c = { .input_fd = -1, .wake_fd = -1, .flush_fd = -1 };
 	struct err e;
 	int wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	struct timespec t0, t1;
+	int flush = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	struct timespec t0;
 
 	inputs = ticks = 0;
 	want = false;
@@ -131,9 +143,11 @@ TEST(console_input_wake_and_tick)
 	c.input_fd = pipefd[0];
 	c.input = con_input;
 	c.want_input = con_want;
-	c.tick = con_tick;
+	c.flush = con_flush;
+	c.flush_fd = flush;
 	c.wake_fd = wake;
-	loop_set_console(&l, &c);
+	CHECK_EQ(loop_set_console(&l, &c, &e), 0);
+	CHECK_EQ(loop_enable(&l, &e), 0);
 	CHECK_EQ(write(pipefd[1], "x", 1), 1);
 	/* Not wanted: not read. */
 	for (int i = 0; i < 5; i++)
@@ -145,20 +159,34 @@ TEST(console_input_wake_and_tick)
 	poke(wake);
 	SPIN_UNTIL(&l, inputs == 1);
 	CHECK_EQ(inputs, 1);
-	/* The tick: about every LOOP_TICK_MS. */
+	/* No output pending: no flush, however long we wait (no tick). */
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	ticks = 0;
-	while (ticks < 2)
+	while (ms_since(&t0) < 3 * LOOP_FLUSH_MS) {
+		loop_once(&l, false);
+		usleep(5000);
+	}
+	CHECK_EQ(ticks, 0);
+	/* Pending output, signalled twice: one flush, LOOP_FLUSH_MS later. */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	poke(flush);
+	loop_once(&l, false);
+	poke(flush);
+	while (ticks < 1)
 		loop_once(&l, true);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	CHECK((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 >=
-	      LOOP_TICK_MS);
+	CHECK(ms_since(&t0) >= LOOP_FLUSH_MS);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (ms_since(&t0) < 3 * LOOP_FLUSH_MS) {
+		loop_once(&l, false);
+		usleep(5000);
+	}
+	CHECK_EQ(ticks, 1);
 	/* End of input: input() is called (and sees EOF). */
 	close(pipefd[1]);
 	SPIN_UNTIL(&l, inputs == 1 && !l.polling_input);
 	CHECK_EQ(loop_fini(&l, 1000), 0);
 	close(pipefd[0]);
 	close(wake);
+	close(flush);
 }
 
 TEST(run_until_stop)
@@ -171,8 +199,10 @@ TEST(run_until_stop)
 
 	fired = 0;
 	CHECK_EQ(loop_init(&l, 16, &e), 0);
-	loop_watch_efd(&l, &w, fd, on_efd, NULL);
-	loop_run(&l, stop);            /* returns: the stop eventfd is readable */
+	CHECK_EQ(loop_watch_efd(&l, &w, fd, on_efd, NULL, &e), 0);
+	CHECK_EQ(loop_set_stop(&l, stop, &e), 0);
+	CHECK_EQ(loop_enable(&l, &e), 0);
+	loop_run(&l);                  /* returns: the stop eventfd is readable */
 	CHECK(l.stop);
 	CHECK_EQ(loop_fini(&l, 1000), 0);
 	CHECK_EQ(l.inflight, 0);
@@ -181,4 +211,4 @@ TEST(run_until_stop)
 }
 
 CHECK_MAIN(T(ring_setup_is_cheap), T(eventfd_watch_rearms), T(hooks_run_every_iteration),
-	   T(console_input_wake_and_tick), T(run_until_stop))
+	   T(console_input_wake_and_flush), T(run_until_stop))

@@ -1,12 +1,15 @@
 /* The event loop's ring is restricted (loop.c): io_uring operations bypass
- * seccomp, so an SQE with an opcode ember does not use, or with an IOSQE_
- * flag, must complete with -EACCES, and io_uring_register() is refused once
- * the ring runs; the opcodes ember uses still work. */
+ * seccomp, so an SQE with an opcode ember does not use, naming a descriptor
+ * that is not in the fixed-file table, or with an IOSQE_ flag other than
+ * IOSQE_FIXED_FILE must be refused, and io_uring_register() (which could
+ * grow the table) is refused once the ring runs; the opcodes ember uses
+ * still work on registered files. */
 #define CHECK_FILE "loop_restrict"
 #include "../check.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -38,39 +41,54 @@ static void wait_for(struct loop *l, struct result *r)
 	CHECK(r->done);
 }
 
+/* A ring like ember's: eventfd 'fd' registered (its index in *file), then
+ * restricted and enabled. */
+static void setup(struct loop *l, int fd, int *file)
+{
+	struct err e;
+
+	CHECK_EQ(loop_init(l, 16, &e), 0);
+	*file = loop_file(l, fd, &e);
+	CHECK_EQ(*file, 0);
+	CHECK_EQ(loop_enable(l, &e), 0);
+}
+
 TEST(disallowed_opcodes_fail_eacces)
 {
 	struct loop l;
-	struct err e;
 	struct result nop = { .op.done = on_done }, open_ = { .op.done = on_done };
 	struct io_uring_sqe *sqe;
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), file;
 
-	CHECK_EQ(loop_init(&l, 16, &e), 0);
+	setup(&l, fd, &file);
 	sqe = loop_sqe(&l, &nop.op);
 	io_uring_prep_nop(sqe);
+	loop_fixed(sqe);
 	wait_for(&l, &nop);
 	CHECK_EQ(nop.res, -EACCES);
 
 	sqe = loop_sqe(&l, &open_.op);
 	io_uring_prep_openat(sqe, AT_FDCWD, "/etc/passwd", O_RDONLY, 0);
+	loop_fixed(sqe);
 	wait_for(&l, &open_);
 	CHECK_EQ(open_.res, -EACCES);
 	CHECK_EQ(loop_fini(&l, 1000), 0);
+	close(fd);
 }
 
-TEST(sqe_flags_fail_eacces)
+TEST(other_sqe_flags_fail_eacces)
 {
 	struct loop l;
-	struct err e;
 	struct result r = { .op.done = on_done };
 	uint64_t buf;
-	int fd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
+	int fd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK), file;
 	struct io_uring_sqe *sqe;
 
 	CHECK(fd >= 0);
-	CHECK_EQ(loop_init(&l, 16, &e), 0);
+	setup(&l, fd, &file);
 	sqe = loop_sqe(&l, &r.op);
-	io_uring_prep_read(sqe, fd, &buf, sizeof(buf), 0);
+	io_uring_prep_read(sqe, file, &buf, sizeof(buf), 0);
+	loop_fixed(sqe);
 	sqe->flags |= IOSQE_ASYNC;
 	wait_for(&l, &r);
 	CHECK_EQ(r.res, -EACCES);
@@ -78,19 +96,75 @@ TEST(sqe_flags_fail_eacces)
 	close(fd);
 }
 
-TEST(allowed_opcode_works)
+/* The same READ on the same eventfd, named by its plain descriptor instead
+ * of its fixed-file index: refused, and the counter is left alone. */
+TEST(non_registered_fd_fails_eacces)
 {
 	struct loop l;
-	struct err e;
 	struct result r = { .op.done = on_done };
 	uint64_t buf = 0;
-	int fd = eventfd(5, EFD_CLOEXEC | EFD_NONBLOCK);
+	int fd = eventfd(7, EFD_CLOEXEC | EFD_NONBLOCK), file;
+	int other = eventfd(9, EFD_CLOEXEC | EFD_NONBLOCK);
+	struct io_uring_sqe *sqe;
+
+	CHECK(fd >= 0 && other >= 0);
+	setup(&l, fd, &file);
+	sqe = loop_sqe(&l, &r.op);
+	io_uring_prep_read(sqe, other, &buf, sizeof(buf), 0);
+	wait_for(&l, &r);
+	CHECK_EQ(r.res, -EACCES);
+	CHECK_EQ(buf, 0);
+	CHECK_EQ(read(other, &buf, sizeof(buf)), 8);
+	CHECK_EQ(buf, 9);
+	/* And the registered one by plain descriptor: refused as well. */
+	r.done = false;
+	sqe = loop_sqe(&l, &r.op);
+	io_uring_prep_read(sqe, fd, &buf, sizeof(buf), 0);
+	wait_for(&l, &r);
+	CHECK_EQ(r.res, -EACCES);
+	CHECK_EQ(loop_fini(&l, 1000), 0);
+	close(fd);
+	close(other);
+}
+
+/* A fixed-file index with nothing registered behind it reaches no file. */
+TEST(empty_fixed_slot_fails)
+{
+	struct loop l;
+	struct result r = { .op.done = on_done };
+	uint64_t buf = 0;
+	int fd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK), file;
+	struct io_uring_sqe *sqe;
+
+	setup(&l, fd, &file);
+	sqe = loop_sqe(&l, &r.op);
+	io_uring_prep_read(sqe, file + 1, &buf, sizeof(buf), 0);
+	loop_fixed(sqe);
+	wait_for(&l, &r);
+	CHECK_EQ(r.res, -EBADF);
+	r.done = false;
+	sqe = loop_sqe(&l, &r.op);
+	io_uring_prep_read(sqe, LOOP_MAX_FILES + 5, &buf, sizeof(buf), 0);
+	loop_fixed(sqe);
+	wait_for(&l, &r);
+	CHECK_EQ(r.res, -EBADF);
+	CHECK_EQ(loop_fini(&l, 1000), 0);
+	close(fd);
+}
+
+TEST(allowed_opcode_on_fixed_file_works)
+{
+	struct loop l;
+	struct result r = { .op.done = on_done };
+	uint64_t buf = 0;
+	int fd = eventfd(5, EFD_CLOEXEC | EFD_NONBLOCK), file;
 	struct io_uring_sqe *sqe;
 
 	CHECK(fd >= 0);
-	CHECK_EQ(loop_init(&l, 16, &e), 0);
+	setup(&l, fd, &file);
 	sqe = loop_sqe(&l, &r.op);
-	io_uring_prep_read(sqe, fd, &buf, sizeof(buf), 0);
+	io_uring_prep_read(sqe, file, &buf, sizeof(buf), 0);
+	loop_fixed(sqe);
 	wait_for(&l, &r);
 	CHECK_EQ(r.res, 8);
 	CHECK_EQ(buf, 5);
@@ -98,17 +172,78 @@ TEST(allowed_opcode_works)
 	close(fd);
 }
 
-TEST(register_refused_after_enable)
+/* The table cannot grow once the ring runs: not through ember's own
+ * function, nor through raw io_uring_register() calls (only
+ * IORING_UNREGISTER_FILES is left, for loop_fini()). */
+TEST(no_registering_after_enable)
 {
 	struct loop l;
 	struct err e;
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), file;
 	int fds[1] = { 0 };
+	struct io_uring_files_update up = { .offset = 1, .fds = (uintptr_t)fds };
 
-	CHECK_EQ(loop_init(&l, 16, &e), 0);
+	setup(&l, fd, &file);
+	CHECK_EQ(loop_file(&l, fd, &e), file);     /* already there: fine */
+	CHECK_EQ(loop_file(&l, 0, &e), -1);
+	CHECK(strstr(e.msg, "after the ring was enabled") != NULL);
+	CHECK_EQ(syscall(__NR_io_uring_register, l.ring.ring_fd, IORING_REGISTER_FILES_UPDATE, &up, 1),
+		 -1);
+	CHECK_EQ(errno, EACCES);
 	CHECK_EQ(syscall(__NR_io_uring_register, l.ring.ring_fd, IORING_REGISTER_FILES, fds, 1), -1);
 	CHECK_EQ(errno, EACCES);
+	CHECK_EQ(syscall(__NR_io_uring_register, l.ring.ring_fd, IORING_REGISTER_BUFFERS, NULL, 0), -1);
+	CHECK_EQ(errno, EACCES);
 	CHECK_EQ(loop_fini(&l, 1000), 0);
+	close(fd);
 }
 
-CHECK_MAIN(T(disallowed_opcodes_fail_eacces), T(sqe_flags_fail_eacces), T(allowed_opcode_works),
-	   T(register_refused_after_enable))
+/* Registering is checked: a closed descriptor, and the same one twice. */
+TEST(loop_file_checks)
+{
+	struct loop l;
+	struct err e;
+	int a = eventfd(0, EFD_CLOEXEC), b = eventfd(0, EFD_CLOEXEC), bad = eventfd(0, 0);
+
+	close(bad);
+	CHECK_EQ(loop_init(&l, 16, &e), 0);
+	CHECK_EQ(loop_file(&l, a, &e), 0);
+	CHECK_EQ(loop_file(&l, b, &e), 1);
+	CHECK_EQ(loop_file(&l, a, &e), 0);
+	CHECK_EQ(loop_file(&l, bad, &e), -1);
+	CHECK(strstr(e.msg, "registering descriptor") != NULL);
+	CHECK_EQ(loop_fini(&l, 1000), 0);   /* never enabled: nothing to wait for */
+	close(a);
+	close(b);
+}
+
+/* loop_fini() drops the ring's reference to every registered file before
+ * it returns (the ring itself is freed later, asynchronously): a
+ * non-multiqueue tap would otherwise keep its reader, an image its flock.
+ * Seen here with a pipe: the read end,
+ * registered with the ring and closed by us, must be gone (the write end
+ * gets EPIPE) right after loop_fini(). */
+TEST(fini_releases_registered_files)
+{
+	struct loop l;
+	struct err e;
+	int p[2];
+
+	CHECK_EQ(pipe(p), 0);
+	CHECK_EQ(loop_init(&l, 16, &e), 0);
+	CHECK_EQ(loop_file(&l, p[0], &e), 0);
+	CHECK_EQ(loop_enable(&l, &e), 0);
+	close(p[0]);                       /* the ring still holds the file */
+	signal(SIGPIPE, SIG_IGN);
+	CHECK_EQ(write(p[1], "x", 1), 1);
+	CHECK_EQ(loop_fini(&l, 1000), 0);
+	errno = 0;
+	CHECK_EQ(write(p[1], "x", 1), -1);
+	CHECK_EQ(errno, EPIPE);
+	close(p[1]);
+}
+
+CHECK_MAIN(T(disallowed_opcodes_fail_eacces), T(other_sqe_flags_fail_eacces),
+	   T(non_registered_fd_fails_eacces), T(empty_fixed_slot_fails),
+	   T(allowed_opcode_on_fixed_file_works), T(no_registering_after_enable), T(loop_file_checks),
+	   T(fini_releases_registered_files))

@@ -81,6 +81,7 @@ static void open_net(unsigned offloads, uint64_t want)
 	CHECK(n != NULL);
 	CHECK_EQ(loop_init(&loop, 64, &e), 0);
 	CHECK_EQ(net_attach(n, 0, &gm, &loop, &irq, &e), 0);
+	CHECK_EQ(loop_enable(&loop, &e), 0);
 	t = net_transport(n);
 	bump = BUF0;
 	driver_init(want);

@@ -148,6 +148,51 @@ TEST(flush_partial_and_free)
 	close(fds[1]);
 }
 
+static int pending_calls;
+
+static void on_out_pending(void *opaque)
+{
+	(void)opaque;
+	pending_calls++;
+}
+
+/* out_pending fires once when a partial line starts waiting in the buffer
+ * (the host then flushes it after a moment), not per byte, not for a
+ * newline written at once, and not when output is discarded. */
+TEST(out_pending_once_per_partial_line)
+{
+	int fds[2];
+	char buf[64];
+	struct serial *s;
+
+	packet_pipe(fds);
+	s = serial_new(fds[1], NULL, NULL);
+	pending_calls = 0;
+	serial_set_out_pending(s, on_out_pending, NULL);
+	wr(s, THR, '$');
+	CHECK_EQ(pending_calls, 1);
+	wr(s, THR, ' ');
+	CHECK_EQ(pending_calls, 1);
+	serial_flush(s);
+	CHECK_EQ(read_packet(fds[0], buf, sizeof(buf)), 2);
+	wr(s, THR, '\n');                                       /* written at once */
+	CHECK_EQ(pending_calls, 1);
+	CHECK_EQ(read_packet(fds[0], buf, sizeof(buf)), 1);
+	wr(s, THR, 'x');                                        /* a new partial line */
+	CHECK_EQ(pending_calls, 2);
+	wr(s, THR, '\n');
+	CHECK_EQ(pending_calls, 2);
+	CHECK_EQ(read_packet(fds[0], buf, sizeof(buf)), 2);
+	serial_free(s);
+	s = serial_new(-1, NULL, NULL);
+	serial_set_out_pending(s, on_out_pending, NULL);
+	wr(s, THR, 'y');
+	CHECK_EQ(pending_calls, 2);
+	serial_free(s);
+	close(fds[0]);
+	close(fds[1]);
+}
+
 TEST(full_buffer_written)
 {
 	int fds[2];
@@ -752,6 +797,7 @@ TEST(rx_ready_fires_once_when_space_opens)
 }
 
 CHECK_MAIN(T(divisor_latch), T(tx_line_buffered), T(flush_partial_and_free),
+	   T(out_pending_once_per_partial_line),
 	   T(full_buffer_written), T(lsr_bits), T(rx_fifo_order_and_capacity),
 	   T(fcr_clears_fifo_and_iir_fifo_bits), T(iir_priorities),
 	   T(rx_trigger_level), T(thri_on_etbei_edge), T(irq_follows_rx),
