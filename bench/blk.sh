@@ -33,7 +33,9 @@
 # (build/bench: blk.dat goes there).  Needs fio.  ~3 min with the defaults (60 boots, 20 fio runs).
 #
 # Prints markdown tables (like startup.sh, churn.sh), logs every round's
-# raw result (guest lines with cpu_s=, fio's numbers) to $BENCH_OUT/blk.log
+# raw result (guest lines with cpu_s= and vcpu_s=, the vCPU thread's time on
+# CPU, which falls short of the window when the host is short of CPU; fio's
+# numbers) to $BENCH_OUT/blk.log
 # and writes $BENCH_OUT/blk.dat, one line per test, whitespace-separated, medians over
 # the rounds, "-" where a value is missing, for gnuplot:
 #   1 test        label: rr4k_qd1 rr4k_qd32 seqrd128k_qdN seqwr128k_qdN
@@ -48,6 +50,7 @@
 #   19    IOPS per fio CPU-second (fio's usr+sys)
 #   20-21 VMM CPU seconds per round (vCPU thread left out): ember QEMU
 #   22-24 p50 latency, us: ember QEMU fio
+#   25-26 the vCPU thread's time on CPU, % of the window: ember QEMU
 set -u
 source "$(dirname "$0")/common.sh"
 TOTAL=${BENCH_SECS:-10}
@@ -114,15 +117,18 @@ cpu_begin() {
 		read -r ns _ 2>/dev/null <"$t/schedstat" && T0[${t##*/}]=$ns
 	done
 }
+# Also prints the vCPU thread(s)' seconds on CPU: the polling guest wants
+# all of a CPU, so less means the host was short of CPU in that round.
 cpu_window() {
-	local t ns f sum=0
+	local t ns f sum=0 vcpu=0
 	for t in /proc/"$1"/task/*; do
 		read -r -a f 2>/dev/null <"$t/stat" || continue
-		[ "${f[42]}" -gt 0 ] && continue # comm has no spaces: field 43, guest_time
 		read -r ns _ 2>/dev/null <"$t/schedstat" || continue
-		sum=$((sum + ns - ${T0[${t##*/}]:-0}))
+		ns=$((ns - ${T0[${t##*/}]:-0}))
+		# comm has no spaces: field 43 is guest_time
+		if [ "${f[42]}" -gt 0 ]; then vcpu=$((vcpu + ns)); else sum=$((sum + ns)); fi
 	done
-	awk -v n="$sum" 'BEGIN { printf "%.3f", n / 1e9 }'
+	awk -v n="$sum" -v v="$vcpu" 'BEGIN { printf "%.3f %.3f", n / 1e9, v / 1e9 }'
 }
 
 # vm_run LABEL CMD...: boot the guest with ember.bench=...:sync; at its
@@ -133,7 +139,7 @@ cpu_window() {
 vm_run() {
 	local label=$1 line rd wr pid rc began=
 	shift
-	RES= CPU=-
+	RES= CPU=- VCPU=-
 	: >"$tmp/$label.out"
 	coproc VMPROC { exec "$@" 2>"$tmp/$label.err"; }
 	pid=$VMPROC_PID
@@ -144,7 +150,7 @@ vm_run() {
 		printf '%s\n' "$line" >>"$tmp/$label.out"
 		case $line in
 		"BENCH blk begin "*) cpu_begin "$pid"; began=$line; echo >&"$wr" ;;
-		"BENCH blk rw="*) [ -n "$began" ] && CPU=$(cpu_window "$pid"); RES=$line; echo >&"$wr" ;;
+		"BENCH blk rw="*) [ -n "$began" ] && read -r CPU VCPU <<<"$(cpu_window "$pid")"; RES=$line; echo >&"$wr" ;;
 		esac
 	done
 	kill "$pid" 2>/dev/null # only if it hung (read timed out)
@@ -157,7 +163,7 @@ vm_run() {
 		RES= CPU=-
 		return 1
 	fi
-	echo "$label ${RES#BENCH blk } cpu_s=$CPU tsc_mhz=$(field tsc_mhz "$began") boot_tsc_mhz=$(field boot_tsc_mhz "$began")" >>"$LOG"
+	echo "$label ${RES#BENCH blk } cpu_s=$CPU vcpu_s=$VCPU tsc_mhz=$(field tsc_mhz "$began") boot_tsc_mhz=$(field boot_tsc_mhz "$began")" >>"$LOG"
 	return 0
 }
 
@@ -200,7 +206,7 @@ tests=("rr4k_qd1 randread 4k 1" "rr4k_qd32 randread 4k 32"
 # who: e (ember), q (QEMU), f (fio); metrics: iops kib lat p50 p99 ipc cpu
 declare -A V
 add() { V[$1,$2,$3]+="$4 "; }
-# record TEST WHO RESULT-LINE CPU-SECONDS (a VMM round)
+# record TEST WHO RESULT-LINE CPU-SECONDS VCPU-SECONDS (a VMM round)
 record() {
 	local n=$1 w=$2 l=$3 c=$4 x
 	add "$n" "$w" iops "$(field iops "$l")"
@@ -209,6 +215,7 @@ record() {
 		add "$n" "$w" "$x" "$(div "$(field lat_${x}_ns "$l")" 1000)"
 	done
 	add "$n" "$w" cpu "$c"
+	add "$n" "$w" vcpu "$(div "$5" "$SECS" 100 %.0f)"
 	add "$n" "$w" ipc "$(div "$(field ops "$l")" "$c" 1 %.0f)"
 }
 fail=0
@@ -235,10 +242,10 @@ for r in $(seq "$ROUNDS"); do
 				fi ;;
 			e)
 				vm_run "ember-$name-$r" "${EMBER_BLK[@]}" --cmdline "ember.bench=blk:$spec:sync" || fail=1
-				record "$name" e "$RES" "$CPU" ;;
+				record "$name" e "$RES" "$CPU" "$VCPU" ;;
 			q)
 				vm_run "qemu-$name-$r" "${QEMU_BLK[@]}" -append "ember.bench=blk:$spec:sync" || fail=1
-				record "$name" q "$RES" "$CPU" ;;
+				record "$name" q "$RES" "$CPU" "$VCPU" ;;
 			esac
 		done
 	done
@@ -252,7 +259,7 @@ echo
 echo "| test | ember IOPS | QEMU IOPS | ember / QEMU | host fio IOPS | ember % of fio | QEMU % of fio | ember MiB/s | QEMU MiB/s | fio MiB/s |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 dat="# ember vs QEMU microvm vs host fio, virtio-blk, medians of $ROUNDS rounds of $SECS s (columns: see bench/blk.sh)"
-dat+=$'\n'"# test rw bs qd ember_iops qemu_iops fio_iops ember_mibps qemu_mibps fio_mibps ember_lat_us qemu_lat_us fio_lat_us ember_p99_us qemu_p99_us fio_p99_us ember_iops_per_cpus qemu_iops_per_cpus fio_iops_per_cpus ember_cpu_s qemu_cpu_s ember_p50_us qemu_p50_us fio_p50_us"
+dat+=$'\n'"# test rw bs qd ember_iops qemu_iops fio_iops ember_mibps qemu_mibps fio_mibps ember_lat_us qemu_lat_us fio_lat_us ember_p99_us qemu_p99_us fio_p99_us ember_iops_per_cpus qemu_iops_per_cpus fio_iops_per_cpus ember_cpu_s qemu_cpu_s ember_p50_us qemu_p50_us fio_p50_us ember_vcpu_pct qemu_vcpu_pct"
 cpu_rows= raw=
 for t in "${tests[@]}"; do
 	read -r name rw bs qd <<<"$t"
@@ -261,12 +268,13 @@ for t in "${tests[@]}"; do
 	echo "| $rw $bs QD$qd | $ei | $qi | $(ratio "$ei" "$qi") | $fi | $(div "$ei" "$fi" 100) | $(div "$qi" "$fi" 100) | $em | $qm | $fm |"
 	epc=$(M "$name" e ipc %.0f) qpc=$(M "$name" q ipc %.0f) fpc=$(M "$name" f ipc %.0f)
 	ecs=$(M "$name" e cpu %.2f) qcs=$(M "$name" q cpu %.2f)
-	cpu_rows+="| $rw $bs QD$qd | $epc | $qpc | $(ratio "$epc" "$qpc") | $ecs | $qcs | $fpc |"$'\n'
+	cpu_rows+="| $rw $bs QD$qd | $epc | $qpc | $(ratio "$epc" "$qpc") | $ecs | $qcs | $fpc | $(M "$name" e vcpu %.0f) | $(M "$name" q vcpu %.0f) |"$'\n'
 	dat+=$'\n'"$name $rw $(numfmt --from=iec "${bs^^}") $qd $ei $qi $fi $em $qm $fm"
 	for x in mean p99; do
 		dat+=" $(M "$name" e $x) $(M "$name" q $x) $(M "$name" f $x)"
 	done
 	dat+=" $epc $qpc $fpc $ecs $qcs $(M "$name" e p50) $(M "$name" q p50) $(M "$name" f p50)"
+	dat+=" $(M "$name" e vcpu %.0f) $(M "$name" q vcpu %.0f)"
 	raw+="| $rw $bs QD$qd | ${V[$name,e,iops]:-} | ${V[$name,q,iops]:-} | ${V[$name,f,iops]:-} |"$'\n'
 done
 echo
@@ -281,9 +289,11 @@ done
 echo
 echo "### Block I/O CPU cost: IOPS per VMM CPU-second (CPU time of the VMM's threads but the vCPU's, timed window only)"
 echo
-echo "| test | ember | QEMU microvm | ember / QEMU | ember CPU s per round | QEMU CPU s per round | host fio IOPS per fio CPU-second |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+echo "| test | ember | QEMU microvm | ember / QEMU | ember CPU s per round | QEMU CPU s per round | host fio IOPS per fio CPU-second | ember vCPU on CPU % | QEMU vCPU on CPU % |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 printf '%s' "$cpu_rows"
+echo
+echo "\"vCPU on CPU\": the polling guest keeps its vCPU busy, so below ~100 % the host was short of CPU (other load) and the guest could not reap and resubmit at full speed."
 echo
 echo "IOPS of each round (the spread behind the medians):"
 echo
