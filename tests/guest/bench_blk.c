@@ -25,12 +25,13 @@
  *         lat_mean_ns=N lat_p50_ns=N lat_p99_ns=N lat_max_ns=N kicks=N notifies=N
  *
  * "begin" is printed just before the timed window opens, the result line
- * just after it closed (with :sync each then waits for the runner).  ops and bytes count the requests that
- * completed inside the window; us is the window (TSC).  Latency is per
- * request, from just before it is made available (and the queue kicked) to
- * the poll that saw it used; p50/p99 come from a histogram with 32 buckets
- * per power of two (within 3 %), mean and max are exact.  kicks counts
- * virtq_kick calls, notifies the QueueNotify writes (VM exits) among them.
+ * just after it closed (with :sync each then waits for the runner).  ops
+ * and bytes count the requests that completed inside the window; us is
+ * the window (TSC).  Latency is per request, from just before it is made
+ * available (and the queue kicked) to the poll that saw it used; p50/p99
+ * come from a histogram with 32 buckets per power of two (within 3 %),
+ * mean and max are exact.  kicks counts virtq_kick calls, notifies the
+ * QueueNotify writes (VM exits) among them.
  */
 #include "virtio.h"
 
