@@ -135,7 +135,8 @@ cpu_window() {
 # "begin" and result lines take the VMM's CPU time, then answer with a
 # newline on its serial input (the guest waits for it, so the VMM is still
 # there and the window has not started / nothing else has run).  Sets RES
-# (the result line, or empty) and CPU (VMM CPU seconds in the window).
+# (the result line, or empty), CPU (VMM CPU seconds in the window, vCPU
+# left out) and VCPU (the vCPU thread's).
 vm_run() {
 	local label=$1 line rd wr pid rc began=
 	shift
@@ -160,7 +161,7 @@ vm_run() {
 	if [ -z "$RES" ] || [ $rc -ne 0 ]; then
 		echo "blk: $label: no result (exit status $rc)" >&2
 		tail -5 "$tmp/$label.out" "$tmp/$label.err" >&2
-		RES= CPU=-
+		RES= CPU=- VCPU=-
 		return 1
 	fi
 	echo "$label ${RES#BENCH blk } cpu_s=$CPU vcpu_s=$VCPU tsc_mhz=$(field tsc_mhz "$began") boot_tsc_mhz=$(field boot_tsc_mhz "$began")" >>"$LOG"
