@@ -160,7 +160,7 @@ vm_run() {
 	exec {rd}<&- {wr}>&-
 	if [ -z "$RES" ] || [ $rc -ne 0 ]; then
 		echo "blk: $label: no result (exit status $rc)" >&2
-		tail -5 "$tmp/$label.out" "$tmp/$label.err" >&2
+		tail -n 5 "$tmp/$label.out" "$tmp/$label.err" >&2
 		RES= CPU=- VCPU=-
 		return 1
 	fi
@@ -255,7 +255,7 @@ done
 # M TEST WHO METRIC [FORMAT]: the median over the rounds.
 M() { med "${4:-%.1f}" ${V[$1,$2,$3]:-}; }
 
-echo "### Block I/O: test guest's polling virtio-blk driver vs host fio (median of $ROUNDS rounds of $SECS s per test, $FILE_MB MiB file on ext4, O_DIRECT)"
+echo "### Block I/O: test guest's polling virtio-blk driver vs host fio (median of $ROUNDS round(s) of $SECS s per test, $FILE_MB MiB file on ext4, O_DIRECT)"
 echo
 echo "| test | ember IOPS | QEMU IOPS | ember / QEMU | host fio IOPS | ember % of fio | QEMU % of fio | ember MiB/s | QEMU MiB/s | fio MiB/s |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
