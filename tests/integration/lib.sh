@@ -1,10 +1,11 @@
 # Helpers for integration tests (source it).  Results are lines that
 # tests/run counts: "PASS name", "FAIL name: why", "SKIP name: why".
-# Every script gets EMBER, EMBER_ASAN, TESTGUEST and GUEST_DIR from tests/run.
+# Every script gets EMBER, EMBER_ASAN, EMBER_DYNAMIC, TESTGUEST and GUEST_DIR from tests/run.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 EMBER=${EMBER:-$ROOT/ember}
 EMBER_ASAN=${EMBER_ASAN:-$ROOT/build/ember-asan}
+EMBER_DYNAMIC=${EMBER_DYNAMIC:-$ROOT/build/ember-dynamic}
 KVMGUEST=$ROOT/build/kvmguest
 
 pass() { echo "PASS $1"; }

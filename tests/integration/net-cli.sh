@@ -124,7 +124,9 @@ else
 fi
 # A tap has one reader: while one ember holds nctap1 (the test guest waiting
 # for serial input, up to 10 s), a second one is refused.
-if [ -r "${TESTGUEST:-$ROOT/build/testguest.elf}" ]; then
+# hold_nctap1: an ember in the background ($bg) attached to nctap1 (carrier
+# up), its test guest waiting for serial input for up to 10 s.
+hold_nctap1() {
 	"${NSX[@]}" "$EMBER" --kernel "${TESTGUEST:-$ROOT/build/testguest.elf}" --console none --net nctap1 \
 		--cmdline ember.test=serial_rx_poll </dev/null >/dev/null 2>&1 &
 	bg=$!
@@ -132,6 +134,9 @@ if [ -r "${TESTGUEST:-$ROOT/build/testguest.elf}" ]; then
 		nsx ip -d link show nctap1 2>/dev/null | grep -q 'NO-CARRIER' || break
 		sleep 0.05
 	done
+}
+if [ -r "${TESTGUEST:-$ROOT/build/testguest.elf}" ]; then
+	hold_nctap1
 	expect tap-busy 1 "ember: --net nctap1: in use by another process \(a tap has one reader\)" \
 		"${NSX[@]}" "$EMBER" --kernel "$G" --net nctap1
 	kill "$bg" 2>/dev/null
@@ -140,13 +145,7 @@ if [ -r "${TESTGUEST:-$ROOT/build/testguest.elf}" ]; then
 	# Killed outright, ember cannot clean up: the kernel frees its ring
 	# (and the tap in its fixed-file table) tens of milliseconds after the
 	# process is gone.  A VM restarted at once on the tap must still boot.
-	"${NSX[@]}" "$EMBER" --kernel "${TESTGUEST:-$ROOT/build/testguest.elf}" --console none --net nctap1 \
-		--cmdline ember.test=serial_rx_poll </dev/null >/dev/null 2>&1 &
-	bg=$!
-	for ((i = 0; i < 200; i++)); do
-		nsx ip -d link show nctap1 2>/dev/null | grep -q 'NO-CARRIER' || break
-		sleep 0.05
-	done
+	hold_nctap1
 	kill -KILL "$bg" 2>/dev/null
 	wait "$bg" 2>/dev/null
 	bg=
