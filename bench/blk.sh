@@ -30,7 +30,7 @@
 # BLK_SEQ_QD (8: queue depth of the 128k sequential tests), BLK_DIR (where
 # the test file goes; must be ext4; default build/, and when that is not
 # ext4 an ext4 image loop-mounted under it, which needs root), BENCH_OUT
-# (build/bench: blk.dat goes there).  Needs fio.  ~3 min with the defaults (60 boots, 20 fio runs).
+# (build/bench: blk.dat goes there).  Needs fio.  2-3 min with the defaults (60 boots, 20 fio runs).
 #
 # Prints markdown tables (like startup.sh, churn.sh), logs every round's
 # raw result (guest lines with cpu_s= and vcpu_s=, the vCPU thread's time on
