@@ -137,7 +137,7 @@ struct boot_info {
 	int nram;
 	uint64_t ram_total;
 	const char *blk_id;            /* testguest.blk_id=, or NULL */
-	const char *bench;             /* ember.bench=, or NULL (reserved) */
+	const char *bench;             /* ember.bench=, or NULL: run it instead of the tests */
 	bool times;                    /* testguest.times=1: print TIME lines */
 };
 extern struct boot_info boot;
@@ -177,6 +177,9 @@ enum test_result skip(const char *fmt, ...) PRINTF(1, 2);
 /* Diagnostic line "INFO <test> ..." (not parsed by the runner). */
 void info(const char *fmt, ...) PRINTF(1, 2);
 extern const char *current_test;
+
+/* Benchmarks (ember.bench=KIND:ARGS): ARGS after "blk:" (bench_blk.c). */
+enum test_result bench_blk(const char *args);
 
 /* Called after every test (even a faulting one): devices quiesced. */
 void virtio_reset_all(void);

@@ -331,6 +331,15 @@ void cmain(uint64_t protocol, uint64_t params)
 			printf("TESTGUEST DEV virtio id=%u at 0x%lx irq=%u features=0x%lx\n", d->device_id,
 			       (uint64_t)d->base, d->irq, d->offered);
 	}
+	/* ember.bench=blk:...: a benchmark (bench_blk.c) instead of the tests,
+	 * reported like a test named bench_blk. */
+	if (boot.bench && !strncmp(boot.bench, "blk:", 4)) {
+		current_test = "bench_blk";
+		enum test_result r = bench_blk(boot.bench + 4);
+		virtio_reset_all();
+		report(current_test, r);
+		finish();
+	}
 	select_tests(tests ? tests : "all");
 	for (int i = 0; i < nunknown; i++) {
 		failed++;
