@@ -3,11 +3,17 @@
  * the contract between them tests/guest/crashproto.h).
  *
  *   crashcheck init IMG SECTORS      create IMG holding the initial pattern
- *   crashcheck settle IMG MAX_MS     wait until no process can write IMG
+ *   crashcheck chunks IMG            hashes per 128 sectors, as crash_verify=1
+ *                                    prints them in the guest
  *   crashcheck dirty IMG             fail if an fdatasync of IMG would still
  *                                    write pages back (exit 3: no cachestat)
  *   crashcheck check PREV IMG SERIAL check IMG after a run whose serial
  *                                    output is SERIAL, started on PREV
+ *   crashcheck after-kill PREV IMG SERIAL MS
+ *                                    the same after a kill: first wait (up to
+ *                                    MS) until no process can write IMG, and
+ *                                    say if it changed meanwhile; then copy
+ *                                    IMG to PREV for the next run
  *
  * check recomputes the run's requests from its seed and, for every sector,
  * the chain of requests that touched it (the guest never overlaps requests
@@ -78,6 +84,21 @@ static uint8_t *read_image(const char *path, uint64_t *sectors)
 	return buf;
 }
 
+/* The host's side of the guest's crash_verify=1 lines: one "CRASH CHUNK"
+ * line per 128 sectors. */
+static int cmd_chunks(const char *path)
+{
+	uint64_t n;
+	const uint8_t *img = read_image(path, &n);
+	for (uint64_t s = 0; s < n; s += 128) {
+		uint64_t part = 0;
+		for (uint64_t k = s; k < n && k < s + 128; k++)
+			part += crash_sector_hash((const uint64_t *)(img + k * CRASH_SECTOR), k);
+		printf("CRASH CHUNK s=%" PRIu64 " h=0x%" PRIx64 "\n", s, part);
+	}
+	return 0;
+}
+
 static int cmd_init(const char *path, const char *nsect)
 {
 	uint64_t n = strtoull(nsect, NULL, 0);
@@ -107,28 +128,35 @@ static double now_ms(void)
  * kernel has let go of its io_uring ring, whose registered files keep the
  * image open -- and O_DIRECT writes in flight on it may still land.  Wait
  * for the last writer to go, up to max_ms. */
-static int cmd_settle(const char *path, const char *max)
+struct settle {
+	double waited_ms;
+	unsigned tries;     /* failed probes: 0 = nothing held the image */
+	bool still_open;
+};
+
+static struct settle settle(const char *path, double limit_ms)
 {
-	double t0 = now_ms(), limit = strtod(max, NULL);
+	struct settle st = { 0 };
+	double t0 = now_ms();
 	int fd = open(path, O_RDONLY);
 	if (fd < 0)
 		die("%s: %s", path, strerror(errno));
-	unsigned tries = 0;
-	for (;; tries++) {
+	for (;; st.tries++) {
 		if (fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
 			fcntl(fd, F_SETLEASE, F_UNLCK);
 			break;
 		}
 		if (errno != EAGAIN)
 			die("%s: F_SETLEASE: %s", path, strerror(errno));
-		if (now_ms() - t0 > limit) {
-			printf("settle waited_ms=%.1f tries=%u still-open\n", now_ms() - t0, tries);
-			return 1;
+		if (now_ms() - t0 > limit_ms) {
+			st.still_open = true;
+			break;
 		}
 		usleep(500);
 	}
-	printf("settle waited_ms=%.1f tries=%u\n", now_ms() - t0, tries);
-	return 0;
+	close(fd);
+	st.waited_ms = now_ms() - t0;
+	return st;
 }
 
 /* cachestat(2) (Linux 6.5): how many of the file's pages in the page
@@ -343,12 +371,36 @@ static enum kind kind_of(enum crash_op op)
 	return op == CRASH_WRITE ? K_WRITE : op == CRASH_DISCARD ? K_DISCARD : K_WZ;
 }
 
-static int cmd_check(const char *prev_path, const char *img_path, const char *serial)
+static void write_image(const char *path, const uint8_t *img, uint64_t n)
+{
+	FILE *f = fopen(path, "w");
+	if (!f || fwrite(img, CRASH_SECTOR, n, f) != n || fclose(f))
+		die("%s: %s", path, strerror(errno));
+}
+
+/* settle_ms >= 0: IMG was just left by a killed VM; wait for its ring to
+ * let go first (and say whether the image changed meanwhile).  Then, if
+ * save is set, copy the image there (the next run's PREV). */
+static int cmd_check(const char *prev_path, const char *img_path, const char *serial, double settle_ms,
+		     const char *save)
 {
 	struct run r;
 	uint64_t n, pn;
 	parse_serial(serial, &r);
 	uint8_t *img = read_image(img_path, &n), *prev = read_image(prev_path, &pn);
+	if (settle_ms >= 0) {
+		struct settle st = settle(img_path, settle_ms);
+		uint64_t n2;
+		uint8_t *now = read_image(img_path, &n2);
+		bool changed = n2 != n || memcmp(now, img, n * CRASH_SECTOR);
+		printf("settle waited_ms=%.0f tries=%u still_open=%d changed=%d\n", st.waited_ms, st.tries,
+		       st.still_open, changed);
+		free(img);
+		img = now;
+		n = n2;
+	}
+	if (save)
+		write_image(save, img, n);
 	if (r.failed) {
 		printf("result fail=guest detail=\"%s\"\n", r.fail);
 		return 1;
@@ -481,12 +533,15 @@ int main(int argc, char **argv)
 {
 	if (argc == 4 && !strcmp(argv[1], "init"))
 		return cmd_init(argv[2], argv[3]);
-	if (argc == 4 && !strcmp(argv[1], "settle"))
-		return cmd_settle(argv[2], argv[3]);
+	if (argc == 3 && !strcmp(argv[1], "chunks"))
+		return cmd_chunks(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "dirty"))
 		return cmd_dirty(argv[2]);
 	if (argc == 5 && !strcmp(argv[1], "check"))
-		return cmd_check(argv[2], argv[3], argv[4]);
-	fprintf(stderr, "usage: crashcheck init IMG SECTORS | settle IMG MAX_MS | dirty IMG | check PREV IMG SERIAL\n");
+		return cmd_check(argv[2], argv[3], argv[4], -1, NULL);
+	if (argc == 6 && !strcmp(argv[1], "after-kill"))
+		return cmd_check(argv[2], argv[3], argv[4], strtod(argv[5], NULL), argv[2]);
+	fprintf(stderr, "usage: crashcheck init IMG SECTORS | chunks IMG | dirty IMG | check PREV IMG SERIAL | "
+		"after-kill PREV IMG SERIAL SETTLE_MS\n");
 	return 2;
 }
