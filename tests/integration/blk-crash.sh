@@ -79,7 +79,7 @@ run_mode() {
 	local i seed pid t ms res rc why
 	local -A sum=() bad=()
 	local fails=() restart_bad=() clean_why= late_iters=0 settle_max=0 kills=0
-	local cov_write=0 cov_wz=0 cov_discard=0 cov_flush=0 ops= late_w=0 late_z=0 ring_late=0
+	local cov_write=0 cov_wz=0 cov_discard=0 cov_flush=0 ops= late_w=0 late_z=0 ring_late=0 ring_stuck=0
 	local st lines=()
 
 	"$CHECK" init "$img" "$SECTORS" || { fail "blk-crash/$m" "crashcheck init failed"; return; }
@@ -143,7 +143,7 @@ run_mode() {
 		# later, and O_DIRECT writes in flight could land until then:
 		# crashcheck waits for it, says whether the image changed, checks
 		# it and copies it to $prev for the next boot.
-		res=$("$CHECK" after-kill "$prev" "$img" "$out" 2000 2>&1)
+		res=$("$CHECK" after-kill "$prev" "$img" "$out" 10000 2>&1)
 		rc=$?
 		local -A R=()
 		local line kvp first=
@@ -157,6 +157,7 @@ run_mode() {
 				[ "$t" -gt "$settle_max" ] && settle_max=$t
 				[[ $line == *" tries=0 "* ]] || ring_late=$((ring_late + 1))
 				[[ $line == *" changed=0"* ]] || late_iters=$((late_iters + 1))
+				[[ $line == *" still_open=0"* ]] || ring_stuck=$((ring_stuck + 1))
 			elif [ -z "$first" ] && [[ $line == detail* || $line == crashcheck:* ]]; then
 				first=$line
 			fi
@@ -218,7 +219,7 @@ run_mode() {
 	else
 		pass "blk-crash/$m/coverage"
 	fi
-	echo "INFO blk-crash/$m: $kills kills (seeds $((SEED0 + 1))..$((SEED0 + ITERS))); kills with the operation in flight: write $cov_write, write zeroes $cov_wz, discard $cov_discard, flush $cov_flush; the disk showed an unreported write in $late_w kills, unreported zeroes in $late_z; sectors checked durable: write ${sum[write]:-0}, write zeroes ${sum[write_zeroes]:-0}, discard ${sum[discard]:-0}; acked ${sum[acked]:-0}; the ring still held the image when the process was reaped: $ring_late kills, for up to ${settle_max} ms; the image changed after the process was reaped: $late_iters kills"
+	echo "INFO blk-crash/$m: $kills kills (seeds $((SEED0 + 1))..$((SEED0 + ITERS))); kills with the operation in flight: write $cov_write, write zeroes $cov_wz, discard $cov_discard, flush $cov_flush; the disk showed an unreported write in $late_w kills, unreported zeroes in $late_z; sectors checked durable: write ${sum[write]:-0}, write zeroes ${sum[write_zeroes]:-0}, discard ${sum[discard]:-0}; acked ${sum[acked]:-0}; the ring still held the image when the process was reaped: $ring_late kills, for up to ${settle_max} ms (still after 10 s: $ring_stuck); the image changed after the process was reaped: $late_iters kills"
 }
 
 # The same run to its end on QEMU's virtio-blk: the workload, its driver
