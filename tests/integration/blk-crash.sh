@@ -22,9 +22,12 @@
 #   no-garbage    no sector torn, misplaced or holding invented data
 #   restart       every boot on a killed image started at once and read the
 #                 image exactly as the host holds it
-#   coverage      the kills hit each operation type pending
-# CRASH_ITERS (default 100) iterations per mode, CRASH_SEED the first seed
-# (default: from the clock; a failure names the seed to rerun it with).
+#   coverage      at least 10 % of the kills came with each operation type
+#                 submitted and not yet seen complete
+# CRASH_ITERS kills per mode (default 100).  CRASH_SEED: the clean run's
+# seed; kill i runs seed CRASH_SEED+i (default: from the clock; a failure
+# names it, and the same CRASH_SEED reruns the same workloads and kill
+# times).
 . "$(dirname "$0")/lib.sh"
 
 TG=${TESTGUEST:-$ROOT/build/testguest.elf}
@@ -194,7 +197,7 @@ run_mode() {
 			skip "blk-crash/$m/$name" "the device does not offer DISCARD"; continue
 		fi
 		if [ "${bad[$key]:-0}" -ne 0 ]; then
-			fail "blk-crash/$m/$name" "${bad[$key]} of ${sum[$key]:-0} sectors wrong over $kills kills (CRASH_SEED=$SEED0 reruns them); ${fails[*]:0:2}"
+			fail "blk-crash/$m/$name" "${bad[$key]} of ${sum[$key]:-0} sectors wrong over $kills kills (CRASH_SEED=$SEED0 reruns the same seeds and kill times); ${fails[*]:0:2}"
 		elif [ "${sum[$key]:-0}" -eq 0 ]; then
 			fail "blk-crash/$m/$name" "no sector was ever checked: the kills never came after a FLUSH"
 		else
@@ -202,7 +205,7 @@ run_mode() {
 		fi
 	done
 	if [ "${bad[garbage]:-0}" -ne 0 ]; then
-		fail "blk-crash/$m/no-garbage" "${bad[garbage]} sectors hold data nothing wrote there (CRASH_SEED=$SEED0 reruns them); ${fails[*]:0:2}"
+		fail "blk-crash/$m/no-garbage" "${bad[garbage]} sectors hold data nothing wrote there (CRASH_SEED=$SEED0 reruns the same seeds and kill times); ${fails[*]:0:2}"
 	else
 		pass "blk-crash/$m/no-garbage"
 	fi
