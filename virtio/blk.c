@@ -58,7 +58,6 @@ struct blk {
 	int fd;                    /* the image; O_DIRECT with ,direct */
 	int fd_buffered;           /* ,direct: buffered fd for unaligned I/O; else fd */
 	int file, file_buffered;   /* their indexes in the loop's fixed-file table */
-	int lock_fd;               /* holds the flock; never given to the ring */
 	dev_t st_dev;
 	ino_t st_ino;
 	uint64_t capacity;         /* sectors */
@@ -147,6 +146,30 @@ static int dio_alignment(struct blk *b, struct err *e)
 	return 0;
 }
 
+/* Advisory whole-file lock (exclusive, shared for ,ro), held as long as
+ * ember runs: a second VM (or a tool that uses flock) cannot write the image
+ * under us.  It is taken on the descriptor the io_uring ring is given, on
+ * purpose: the kernel frees the ring of a killed ember asynchronously, some
+ * tens of milliseconds after the process is gone, and only once every
+ * request it had in flight is done; until then an O_DIRECT write of the dead
+ * VM can still land on the image, so the lock -- released with the ring's
+ * last reference to the file -- must keep a restarted VM out until then.
+ * Such a VM waits up to BLK_LOCK_WAIT_MS for it, as a tap does (net.c); an
+ * image a live process holds is reported as in use after the wait.
+ * Returns 0, or -1 with errno (EWOULDBLOCK: still locked). */
+#define BLK_LOCK_WAIT_MS 500
+
+static int lock_image(int fd, bool ro)
+{
+	for (int waited = 0;; waited += 5) {
+		if (flock(fd, (ro ? LOCK_SH : LOCK_EX) | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK || waited >= BLK_LOCK_WAIT_MS)
+			return -1;
+		usleep(5000);
+	}
+}
+
 struct blk *blk_open(const struct blk_opts *o, unsigned index, struct blk *const *others,
 		     struct err *e)
 {
@@ -164,7 +187,7 @@ struct blk *blk_open(const struct blk_opts *o, unsigned index, struct blk *const
 	snprintf(b->name, sizeof(b->name), "virtio-blk%u", index);
 	if (!b->opts.serial[0])
 		snprintf(b->opts.serial, sizeof(b->opts.serial), "ember-disk%u", index);
-	b->fd = b->fd_buffered = b->lock_fd = -1;
+	b->fd = b->fd_buffered = -1;
 
 	if (stat(o->path, &st) < 0) {
 		err_errno(e, "cannot open");
@@ -217,22 +240,7 @@ struct blk *blk_open(const struct blk_opts *o, unsigned index, struct blk *const
 		goto fail;
 	}
 	b->capacity = size / SECTOR;
-	/* Advisory whole-file lock, held as long as ember runs: a second VM
-	 * (or tool that uses flock) cannot write the image under us.  It is
-	 * taken on a descriptor of its own, never registered with the
-	 * io_uring ring: the kernel frees a ring some milliseconds after a
-	 * killed process is gone, and a lock on the ring's file would outlive
-	 * ember by that much, refusing a VM restarted at once on the image. */
-	b->lock_fd = open(o->path, O_RDONLY | O_CLOEXEC);
-	if (b->lock_fd < 0) {
-		err_errno(e, "cannot open");
-		goto fail;
-	}
-	if (fstat(b->lock_fd, &st) < 0 || st.st_dev != b->st_dev || st.st_ino != b->st_ino) {
-		err_set(e, "was replaced while being opened");
-		goto fail;
-	}
-	if (flock(b->lock_fd, (o->ro ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+	if (lock_image(b->fd, o->ro) < 0) {
 		if (errno == EWOULDBLOCK)
 			err_set(e, "is in use by another process (locked)");
 		else
@@ -946,8 +954,6 @@ void blk_close(struct blk *b)
 		close(b->fd_buffered);
 	if (b->fd >= 0)
 		close(b->fd);
-	if (b->lock_fd >= 0)
-		close(b->lock_fd);
 	free(b->reqs);
 	free(b);
 }

@@ -64,9 +64,10 @@ if have_kvm; then
 	expect eight-disks 0 "" "$EMBER" --kernel "$G" --console none \
 		$(for i in 1 2 3 4 5 6 7 8; do truncate -s 64K "$TMP/d$i.img"; echo --disk "$TMP/d$i.img"; done)
 	# Killed outright, ember cannot clean up, and the kernel frees its
-	# io_uring ring some milliseconds later: the image's lock must not
-	# live in the ring (blk.c keeps it on a descriptor of its own), or a
-	# VM restarted at once would find the image locked.
+	# io_uring ring some milliseconds later, once its I/O is done.  The
+	# image's lock lives with the ring on purpose (blk.c: no write of the
+	# dead VM may land under a new one), and a VM restarted at once must
+	# wait for it rather than be refused.
 	TG=${TESTGUEST:-$ROOT/build/testguest.elf}
 	if [ -r "$TG" ]; then
 		"$EMBER" --kernel "$TG" --console none --disk "$A" --cmdline ember.test=serial_rx_poll \

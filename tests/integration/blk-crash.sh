@@ -20,7 +20,8 @@
 #   acked         every request the guest saw complete is there (beyond the
 #                 spec: the host kernel survives a process kill)
 #   no-garbage    no sector torn, misplaced or holding invented data
-#   restart       every boot on a killed image started at once and read the
+#   restart       every boot on a killed image started (once the dead VM's ring
+#                 let go of the image lock) and read the
 #                 image exactly as the host holds it
 #   coverage      at least 10 % of the kills came with each operation type
 #                 submitted and not yet seen complete
