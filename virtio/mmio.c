@@ -41,9 +41,17 @@ static void queue_kicked(void *opaque)
 	struct virtio_mmio_queue *mq = opaque;
 	struct virtio_mmio *t = mq->t;
 
+	/* The eventfd READ left the number of writes since the last one (a
+	 * guest flooding QueueNotify shows up here, folded into few wakeups);
+	 * 0 after a failed read, which still counts as a wakeup. */
+	atomic_fetch_add(&t->stats.notifies, mq->watch.value);
+	atomic_fetch_add(&t->stats.wakeups, 1);
+	mq->watch.value = 0;
 	pthread_mutex_lock(&t->lock);
 	if (virtio_mmio_live(t) && mq->ready)
 		t->ops->notify(t->dev, mq->index);
+	else
+		atomic_fetch_add(&t->stats.ignored, 1);
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -160,6 +168,7 @@ static void queues_off(struct virtio_mmio *t)
  * complete. */
 static void device_reset(struct virtio_mmio *t)
 {
+	atomic_fetch_add(&t->stats.resets, 1);
 	queues_off(t);
 	t->ops->reset(t->dev, -1);
 	/* Another vCPU may have touched the queues while reset() waited. */
