@@ -228,8 +228,11 @@ static void status_write(struct virtio_mmio *t, uint32_t v)
 		device_reset(t);
 		return;
 	}
-	/* NEEDS_RESET belongs to the device; the driver cannot set or clear it. */
-	want = (v & ~VIRTIO_STATUS_NEEDS_RESET) | keep;
+	/* The device status field is one byte (§2.1; the PCI and CCW
+	 * transports carry a u8): bits above it are not the driver's to store
+	 * and never read back.  NEEDS_RESET belongs to the device; the driver
+	 * cannot set or clear it. */
+	want = (v & 0xffu & ~VIRTIO_STATUS_NEEDS_RESET) | keep;
 	if (t->status & ~want) {
 		/* §2.1.2: the driver must not clear status bits (other than by
 		 * resetting); ignore the write. */
