@@ -122,6 +122,14 @@ void hq_ack(struct hq *q);
 /* Wait up to us for a used entry or NEEDS_RESET. */
 void hq_wait(struct hq *q, uint64_t us, struct res *r);
 
+/* The outcome (O_*) a wait saw; status: the request's status byte or NULL. */
+unsigned classify(const struct res *r, const volatile uint8_t *status);
+/* NULL if the outcome got is among accept (and says what it was in an
+ * INFO line), else why not; also checks NEEDS_RESET came with a
+ * configuration change interrupt. */
+const char *judge(const char *what, struct hq *q, const struct res *r, unsigned got, unsigned accept,
+		  const volatile uint8_t *status);
+
 /* Sectors first..first+n-1 in buf hold the runner's content. */
 const char *check_known(const uint8_t *buf, uint64_t first, unsigned n);
 /* One normal read of sectors 0-7 on an open blk queue (descriptors 0-2). */

@@ -82,7 +82,7 @@ HOSTILE_TESTS=(hostile_regs_readonly hostile_config_space hostile_mmio_width
 	hostile_blk_layout hostile_blk_len hostile_blk_sector hostile_blk_type
 	hostile_reset_inflight hostile_net_tx
 	hostile_regs_states hostile_net_regs_states hostile_net_reset_inflight
-	hostile_notify_flood hostile_net_rx_starve)
+	hostile_notify_flood hostile_net_rx_chains hostile_net_rx_starve)
 list=${TESTGUEST_HOSTILE:-$(IFS=,; echo "${HOSTILE_TESTS[*]}")}
 # The guest reads at most 511 bytes of one command line word: name the
 # whole group by its prefix unless a subset was asked for.
@@ -125,17 +125,18 @@ declare -A COUNTERS=(
 	[hostile_net_regs_states]="net.bad_access>=2000 net.bad_status>=20 net.needs_reset>=1"
 	[hostile_net_reset_inflight]="net.resets>=24 net.tx_packets>=1 net.rx_packets>=1"
 	[hostile_notify_flood]="blk.notifies>=10000 blk.bad_access>=1000 blk.reads>=10"
-	[hostile_net_rx_starve]="net.rx_packets>=32 net.rx_waits>=2"
+	[hostile_net_rx_chains]="net.bad_chains>=8 net.needs_reset>=1 net.rx_packets>=10"
+	[hostile_net_rx_starve]="net.rx_packets>=32 net.rx_waits>=2 net.rx_dropped>=1"
 )
 
 # Known QEMU 7.2 answers the guest reports as INFO instead of failing
 # (tests/guest/hostile.c and README.md, "Hostile tests"): OK for buffers
 # outside RAM, FEATURES_OK kept with unoffered bits, buffers used after
 # QueueReady 0 and before DRIVER_OK, no indirect table after direct
-# descriptors, and an abort on a too-short virtio-net transmit buffer (not
-# tried).  TESTGUEST_HOSTILE_QUIRKS= (empty) makes the guest strict on
-# QEMU too.
-QEMU_QUIRKS=${TESTGUEST_HOSTILE_QUIRKS-dma_unassigned,features_unoffered,queue_not_ready,notify_early,indirect_after_direct,net_short_tx}
+# descriptors, and aborts on a virtio-net transmit or receive buffer
+# shorter than the header (not tried).  TESTGUEST_HOSTILE_QUIRKS= (empty)
+# makes the guest strict on QEMU too.
+QEMU_QUIRKS=${TESTGUEST_HOSTILE_QUIRKS-dma_unassigned,features_unoffered,queue_not_ready,notify_early,indirect_after_direct,net_short_tx,net_short_rx}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/testguest-hostile.XXXXXX") || exit 1
 NS=ember-th-$$
