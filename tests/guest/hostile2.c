@@ -1,7 +1,8 @@
 /* More hostile_* tests (issue 8's hostile-guest suite), on the raw ring of
  * hostile.c (hostile.h): register writes in every device state, a reset
  * while virtio-net has receive and transmit buffers in flight, a flood of
- * notifies, and a guest that never consumes what virtio-net receives.
+ * notifies, malformed receive chains, and a guest that never consumes what
+ * virtio-net receives.
  *
  * Some need the runner (tests/integration/testguest-hostile.sh) to do
  * something on the host at the right moment: they print
@@ -382,10 +383,9 @@ TESTCASE(hostile_net_regs_states, no_net, TF_HOSTILE)
  * with one read; every fourth round stops the queues instead (QueueReady
  * 0: no queue access after it, §4.2.2.1; not with the queue_not_ready
  * quirk).  Once Status reads 0 the device must leave the rings and
- * buffers alone (§2.4.1): the guest at
- * once overwrites all of it (rings, receive buffers, transmit frames) with
- * a canary, which must still be there 30 ms later, and no interrupt may
- * come.  Buffers used before the reset must hold whole frames.  Then a
+ * buffers alone (§2.4.1): the guest at once overwrites all of it (rings,
+ * receive buffers, transmit frames) with a canary, which must still be
+ * there 30 ms later, and no interrupt may come.  Buffers used before the reset must hold whole frames.  Then a
  * fresh initialisation must transmit, and receive a flood frame. */
 TESTCASE(hostile_net_reset_inflight, no_net, TF_HOSTILE)
 {
