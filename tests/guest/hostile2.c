@@ -11,7 +11,7 @@
  *   flood-on / flood-off   start / stop a host packet source sending frames
  *                          (FLOOD_* below) to the NIC's tap
  *   window:NAME            the runner samples the VMM's CPU time and RSS,
- *                          waits its window (2 s), samples again, answers
+ *                          waits its window (1.5 s), samples again, answers
  *   begin:NAME, end:NAME   the same, but the guest decides how long
  * The runner judges those numbers itself (VMM CPU and memory are not the
  * guest's to see).  Without a runner (no answer within a few seconds) a
@@ -508,7 +508,7 @@ TESTCASE(hostile_net_reset_inflight, no_net, TF_HOSTILE)
 
 /* ================= a flood of notifies ================= */
 
-/* QueueNotify written as fast as the guest can for 2 s (testguest.flood_ms=
+/* QueueNotify written as fast as the guest can for 1.5 s (testguest.flood_ms=
  * says otherwise): to queue 0 with
  * nothing new available, with a real read made available now and then, to
  * queues that do not exist (those leave the kernel and reach the VMM), in
@@ -522,7 +522,7 @@ TESTCASE(hostile_notify_flood, no_blk, TF_HOSTILE)
 	enum { BOUND_US = 1000000, AFTER_US = 100000 };
 	char arg[16];
 	const char *ms = cmdline_value("testguest.flood_ms", arg, sizeof(arg));
-	uint64_t flood_us = ms ? parse_u64(ms, NULL) * 1000 : 2000000;
+	uint64_t flood_us = ms ? parse_u64(ms, NULL) * 1000 : 1500000;
 	struct hq q, nrx, ntx;
 	const char *w = hq_open(&q, 0, 64, 64);
 	if (w)

@@ -68,7 +68,7 @@ VERBOSE=${TESTGUEST_VERBOSE:-0}
 FLOOD=$PWD/build/netflood
 MAC=52:54:00:7e:57:02
 FLOOD_PPS=20000
-WINDOW_S=2
+WINDOW_S=1.5
 MAX_CPU_PCT=20
 MAX_RSS_KB=1024
 
@@ -170,17 +170,32 @@ make_disk() { # PATH
 	done
 }
 
-# ---- measuring the VMM: "CPU_NS RSS_KB" (CPU of every thread without guest time) ----
-vmm_sample() { # PID
-	local t s f ns sum=0 rss
+# ---- measuring the VMM ----
+# cpu_begin PID: T0[TID] = each thread's ns on CPU (schedstat) now, RSS0 =
+# VmRSS (kB).  cpu_since PID: "NS RSS": the CPU time since then of every
+# thread but the vCPUs' (those with guest time: field 43 of their stat),
+# a thread born since counting from 0 (one gone since is lost, a few
+# microseconds of an io-wq worker), and VmRSS now.  One window at a time.
+declare -A T0
+RSS0=0
+vmm_rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+cpu_begin() { # PID
+	local t ns
+	T0=()
+	for t in /proc/"$1"/task/*; do
+		read -r ns _ 2>/dev/null <"$t/schedstat" && T0[${t##*/}]=$ns
+	done
+	RSS0=$(vmm_rss "$1")
+}
+cpu_since() { # PID
+	local t s f ns sum=0
 	for t in /proc/"$1"/task/*; do
 		{ s=$(<"$t/stat"); } 2>/dev/null || continue
 		read -r -a f <<<"${s##*) }" # fields from 3 (state) on: guest_time (43) is f[40]
 		read -r ns _ 2>/dev/null <"$t/schedstat" || continue
-		[ "${f[40]:-0}" -gt 0 ] || sum=$((sum + ns))
+		[ "${f[40]:-0}" -gt 0 ] || sum=$((sum + ns - ${T0[${t##*/}]:-0}))
 	done
-	rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null)
-	echo "$sum ${rss:-0}"
+	echo "$sum $(vmm_rss "$1")"
 }
 
 tap_dropped() {
@@ -218,22 +233,22 @@ flood_stop() { # LABEL TEST
 
 # One SYNC line: act, then answer (y or n) on the VMM's serial input.
 # Window results go to $tmp/win as "TEST NAME KIND CPU_NS WALL_NS RSS0 RSS1".
-declare -A BEGIN
+T_BEGIN=
 sync_line() { # LABEL PID WRFD TEST TAG
-	local label=$1 pid=$2 wr=$3 test=$4 tag=$5 s0 s1 t0 t1 ans=y
+	local label=$1 pid=$2 wr=$3 test=$4 tag=$5 s1 t1 ans=y
 	case $tag in
 	flood-on) flood_start || ans=n ;;
 	flood-off) flood_stop "$label" "$test" ;;
 	window:*)
-		t0=$(date +%s%N); s0=$(vmm_sample "$pid")
+		T_BEGIN=$(date +%s%N)
+		cpu_begin "$pid"
 		sleep "$WINDOW_S"
-		t1=$(date +%s%N); s1=$(vmm_sample "$pid")
-		echo "$test ${tag#window:} window $((${s1% *} - ${s0% *})) $((t1 - t0)) ${s0#* } ${s1#* }" >>"$tmp/win" ;;
-	begin:*) BEGIN[$test/${tag#begin:}]="$(date +%s%N) $(vmm_sample "$pid")" ;;
+		s1=$(cpu_since "$pid"); t1=$(date +%s%N)
+		echo "$test ${tag#window:} window ${s1% *} $((t1 - T_BEGIN)) $RSS0 ${s1#* }" >>"$tmp/win" ;;
+	begin:*) T_BEGIN=$(date +%s%N); cpu_begin "$pid" ;;
 	end:*)
-		s1=$(vmm_sample "$pid"); t1=$(date +%s%N)
-		read -r t0 s0 r0 <<<"${BEGIN[$test/${tag#end:}]:-$t1 ${s1}}"
-		echo "$test ${tag#end:} span $((${s1% *} - s0)) $((t1 - t0)) $r0 ${s1#* }" >>"$tmp/win" ;;
+		s1=$(cpu_since "$pid"); t1=$(date +%s%N)
+		echo "$test ${tag#end:} span ${s1% *} $((t1 - ${T_BEGIN:-$t1})) $RSS0 ${s1#* }" >>"$tmp/win" ;;
 	*) ans=n ;;
 	esac
 	printf '%s\n' "$ans" >&"$wr"
