@@ -71,7 +71,8 @@
  *   indirect_after_direct an indirect table after direct descriptors gets
  *                         NEEDS_RESET (§2.7.5.3.2: the device MUST handle it)
  *   net_short_tx          a transmit buffer shorter than the virtio-net
- *                         header aborts QEMU (iov_copy assertion): not tried */
+ *                         header aborts QEMU (iov_copy assertion): not tried
+ *   net_short_rx          the same for a receive buffer (hostile2.c) */
 #include "hostile.h"
 
 /* ---- quirks (testguest.quirks=A,B: known QEMU deviations, reported as INFO) ---- */
