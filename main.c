@@ -78,7 +78,9 @@ static const char usage_text[] =
 "  --print-policy        print the seccomp allowlist of each thread and exit\n"
 "  --boot-time           print boot phases on stderr, in microseconds since exec:\n"
 "                        vm-created, kernel-loaded, first-run, boot-complete\n"
-"                        (the guest wrote 123 to I/O port 0x3f0), exit\n"
+"                        (the guest wrote 123 to I/O port 0x3f0), exit; on exit\n"
+"                        each device's counters (requests, packets, drops, guest\n"
+"                        errors)\n"
 "  --help                this text\n"
 "  --version             print the version\n"
 "\n"
@@ -292,6 +294,18 @@ static void parse_args(int argc, char **argv, struct options *o)
 		die(EXIT_USAGE, "--console '%s': expected stdio, none or file:PATH", o->console);
 	if (!strcmp(o->console, "file:"))
 		die(EXIT_USAGE, "--console file: needs a path");
+}
+
+/* --boot-time: what the guest did to a device's transport (virtio/mmio.h). */
+static void print_transport(const struct virtio_mmio *t)
+{
+	fprintf(stderr, "ember: %s transport: %lu notifies (%lu wakeups, %lu ignored), %lu resets, "
+		"%lu bad register accesses, %lu refused queue set-ups, %lu refused status writes, "
+		"%lu needs-reset\n", t->name, (unsigned long)t->stats.notifies,
+		(unsigned long)t->stats.wakeups, (unsigned long)t->stats.ignored,
+		(unsigned long)t->stats.resets,
+		(unsigned long)t->stats.bad_access, (unsigned long)t->stats.bad_queue,
+		(unsigned long)t->stats.bad_status, (unsigned long)t->stats.needs_reset);
 }
 
 /* ---- console: stdin in raw mode while the guest runs ---- */
@@ -656,6 +670,7 @@ int main(int argc, char **argv)
 				(unsigned long)st->flushes, (unsigned long)t->stats.irqs,
 				(unsigned long)disk_irq[i].masked, (unsigned long)st->bad_requests,
 				(unsigned long)st->io_errors, (unsigned long)st->unaligned);
+			print_transport(t);
 		}
 		for (int i = 0; i < o.nnets; i++) {
 			const struct net_stats *st = net_get_stats(nets[i]);
@@ -671,6 +686,7 @@ int main(int argc, char **argv)
 				(unsigned long)st->tx_bytes, (unsigned long)st->tx_dropped,
 				(unsigned long)st->tx_errors, (unsigned long)st->bad_chains,
 				(unsigned long)t->stats.irqs, (unsigned long)net_irq[i].masked);
+			print_transport(t);
 		}
 	}
 	/* Disk I/O still in flight writes into guest RAM and completes into the

@@ -596,8 +596,10 @@ static int start_dwz(struct blk *b, struct blk_req *r, const struct vq_chain *c)
 	uint64_t plen = c->read_len - 16;
 	int st = VIRTIO_BLK_S_OK;
 
-	if (!(b->t.features & (1ULL << (wz ? VIRTIO_BLK_F_WRITE_ZEROES : VIRTIO_BLK_F_DISCARD))))
+	if (!(b->t.features & (1ULL << (wz ? VIRTIO_BLK_F_WRITE_ZEROES : VIRTIO_BLK_F_DISCARD)))) {
+		bad_request(b, "discard/write zeroes not negotiated");
 		return VIRTIO_BLK_S_UNSUPP;
+	}
 	if (b->opts.ro)
 		return VIRTIO_BLK_S_IOERR;
 	if (plen == 0 || plen % 16 || plen / 16 > BLK_DWZ_SEG_MAX || c->write_len != 1) {
@@ -617,8 +619,10 @@ static int start_dwz(struct blk *b, struct blk_req *r, const struct vq_chain *c)
 			st = VIRTIO_BLK_S_UNSUPP;
 		else if (st == VIRTIO_BLK_S_OK &&
 			 (s.num > BLK_DWZ_SECTORS_MAX || s.sector > b->capacity ||
-			  s.num > b->capacity - s.sector))
+			  s.num > b->capacity - s.sector)) {
+			bad_request(b, "discard/write zeroes range too long or beyond the end");
 			st = VIRTIO_BLK_S_IOERR;
+		}
 		if (st == VIRTIO_BLK_S_OK && s.num)
 			r->ranges[r->nrange++] = (struct dwz_range){
 				.off = s.sector * SECTOR, .len = (uint64_t)s.num * SECTOR,
@@ -660,8 +664,11 @@ static int start_rw(struct blk *b, struct blk_req *r, const struct vq_chain *c, 
 		bad_request(b, "data length not a multiple of 512 (or over 4 GiB)");
 		return VIRTIO_BLK_S_IOERR;
 	}
-	if (sector > b->capacity || len / SECTOR > b->capacity - sector)
-		return VIRTIO_BLK_S_IOERR;   /* §5.2.6.2: beyond the end */
+	if (sector > b->capacity || len / SECTOR > b->capacity - sector) {
+		/* §5.2.6.1: the driver must not read or write beyond capacity. */
+		bad_request(b, "sectors beyond the end of the disk");
+		return VIRTIO_BLK_S_IOERR;
+	}
 	if (!in && b->opts.ro)
 		return VIRTIO_BLK_S_IOERR;   /* §5.2.6.2: VIRTIO_BLK_F_RO */
 	if (!chain_iov(r, c, in, in ? 0 : 16, len))
@@ -765,6 +772,9 @@ static void start_request(struct blk *b, const struct vq_chain *c)
 			st = start_dwz(b, r, c);
 			break;
 		default:
+			/* A driver sends only the types it negotiated (GET_ID
+			 * always): counted, answered as §5.2.6 says. */
+			bad_request(b, "unknown request type");
 			st = VIRTIO_BLK_S_UNSUPP;
 			break;
 		}

@@ -41,9 +41,17 @@ static void queue_kicked(void *opaque)
 	struct virtio_mmio_queue *mq = opaque;
 	struct virtio_mmio *t = mq->t;
 
+	/* The eventfd READ left the number of writes since the last one (a
+	 * guest flooding QueueNotify shows up here, folded into few wakeups);
+	 * 0 after a failed read, which still counts as a wakeup. */
+	atomic_fetch_add(&t->stats.notifies, mq->watch.value);
+	atomic_fetch_add(&t->stats.wakeups, 1);
+	mq->watch.value = 0;
 	pthread_mutex_lock(&t->lock);
 	if (virtio_mmio_live(t) && mq->ready)
 		t->ops->notify(t->dev, mq->index);
+	else
+		atomic_fetch_add(&t->stats.ignored, 1);
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -160,6 +168,7 @@ static void queues_off(struct virtio_mmio *t)
  * complete. */
 static void device_reset(struct virtio_mmio *t)
 {
+	atomic_fetch_add(&t->stats.resets, 1);
 	queues_off(t);
 	t->ops->reset(t->dev, -1);
 	/* Another vCPU may have touched the queues while reset() waited. */
@@ -219,8 +228,11 @@ static void status_write(struct virtio_mmio *t, uint32_t v)
 		device_reset(t);
 		return;
 	}
-	/* NEEDS_RESET belongs to the device; the driver cannot set or clear it. */
-	want = (v & ~VIRTIO_STATUS_NEEDS_RESET) | keep;
+	/* The device status field is one byte (§2.1; the PCI and CCW
+	 * transports carry a u8): bits above it are not the driver's to store
+	 * and never read back.  NEEDS_RESET belongs to the device; the driver
+	 * cannot set or clear it. */
+	want = (v & 0xffu & ~VIRTIO_STATUS_NEEDS_RESET) | keep;
 	if (t->status & ~want) {
 		/* §2.1.2: the driver must not clear status bits (other than by
 		 * resetting); ignore the write. */

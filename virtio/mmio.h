@@ -131,6 +131,12 @@ struct virtio_mmio_queue {
 };
 
 struct virtio_mmio_stats {
+	atomic_ulong notifies;         /* QueueNotify writes (ioeventfd or not) */
+	atomic_ulong wakeups;          /* times the loop looked at a notified queue */
+	atomic_ulong ignored;          /* of those, with the queue not ready or the
+					* device not live (before DRIVER_OK,
+					* NEEDS_RESET): nothing looked at */
+	atomic_ulong resets;           /* device resets (Status = 0) */
 	atomic_ulong bad_access;       /* wrong width/offset, read-only writes */
 	atomic_ulong bad_queue;        /* queue config refused (size, addresses) */
 	atomic_ulong bad_status;       /* status writes that clear bits, ... */

@@ -30,6 +30,8 @@
 /* No frame from the tap is longer: the part of a receive chain beyond this
  * is never used (and keeps every length within 32 bits). */
 #define NET_RX_CHAIN_CAP (NET_HDR_LEN + NET_GSO_FRAME_MAX)
+/* Room after the guest's buffers for the rest of the longest frame. */
+#define NET_RX_SPILL (NET_HDR_LEN + NET_GSO_FRAME_MAX)
 /* A reset checks this often whether the VM is ending while it waits. */
 #define NET_QUIESCE_SLICE_MS 20
 
@@ -80,7 +82,10 @@ struct net {
 	unsigned rx_nchains, rx_niov;
 	uint64_t rx_cap;
 	struct net_rx_chain rx_chain[NET_RX_CHAINS];
-	struct iovec rx_iov[NET_RX_IOVS];
+	/* One more than the chains can fill: the READV's last iovec is
+	 * rx_spill (see rx_fill()). */
+	struct iovec rx_iov[NET_RX_IOVS + 1];
+	uint8_t *rx_spill;         /* NET_RX_SPILL bytes, never the guest's */
 
 	/* Transmit. */
 	struct net_tx_req *tx_reqs, *tx_free;
@@ -479,6 +484,7 @@ static void rx_fill(struct net *n)
 	uint64_t need = mrg ? NET_RX_NEED : 1;
 	struct io_uring_sqe *sqe;
 	const char *why;
+	unsigned niov;
 
 	if (n->rx_inflight || n->rx_quiesce || n->rx_stopped || n->loop->stop ||
 	    !virtio_mmio_live(&n->t) || !n->t.q[RXQ].ready)
@@ -514,8 +520,17 @@ static void rx_fill(struct net *n)
 		return;
 	}
 	n->rx_waiting = false;
+	/* A frame longer than the buffers must be seen to be: a tap may
+	 * return the truncated length of a short read (Linux 6.18 does) as
+	 * well as the frame's.  So the READV ends in a host buffer with room
+	 * for the rest of any frame: whatever lands there makes the read
+	 * longer than the guest's buffers, and rx_done() drops it.  (Without
+	 * MRG_RXBUF one chain is held, so its iovecs are the only ones.) */
+	niov = mrg ? n->rx_niov : n->rx_chain[0].niov;
+	n->rx_iov[niov].iov_base = n->rx_spill;
+	n->rx_iov[niov].iov_len = NET_RX_SPILL;
 	sqe = loop_sqe(n->loop, &n->rx_op);
-	io_uring_prep_readv(sqe, n->file, n->rx_iov, mrg ? n->rx_niov : n->rx_chain[0].niov, 0);
+	io_uring_prep_readv(sqe, n->file, n->rx_iov, niov + 1, 0);
 	loop_fixed(sqe);
 	n->rx_inflight = true;
 	n->rx_gen = n->t.q[RXQ].gen;
@@ -618,9 +633,9 @@ static void rx_done(struct loop_op *op, int res)
 	} else if ((uint64_t)res > avail || (uint32_t)res < NET_HDR_LEN + NET_FRAME_MIN ||
 		   iov_copy(n->rx_iov, n->rx_niov, 0, &h, NET_HDR_LEN, false) != NET_HDR_LEN ||
 		   !rx_fix_header(n, &h)) {
-		/* Longer than the buffers (the tap returns the whole length
-		 * and truncates), or not for this driver: dropped, and the
-		 * chains are used for the next frame. */
+		/* Longer than the buffers (its end went to rx_spill), or not
+		 * for this driver: dropped, and the chains are used for the
+		 * next frame. */
 		atomic_fetch_add(&n->stats.rx_dropped, 1);
 	} else {
 		rx_deliver(n, (uint32_t)res, &h);
@@ -961,7 +976,8 @@ int net_attach(struct net *n, unsigned slot, const struct guest_mem *mem,
 	}
 	build_config(n);
 	n->tx_reqs = calloc(NET_TX_REQS, sizeof(*n->tx_reqs));
-	if (!n->tx_reqs)
+	n->rx_spill = malloc(NET_RX_SPILL);
+	if (!n->tx_reqs || !n->rx_spill)
 		return err_set(e, "out of memory");
 	for (int i = NET_TX_REQS - 1; i >= 0; i--) {
 		n->tx_reqs[i].n = n;
@@ -1012,5 +1028,6 @@ void net_close(struct net *n)
 	if (n->fd >= 0)
 		close(n->fd);
 	free(n->tx_reqs);
+	free(n->rx_spill);
 	free(n);
 }

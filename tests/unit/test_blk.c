@@ -819,6 +819,46 @@ TEST(many_requests_in_flight)
 	close_disk();
 }
 
+/* What --boot-time prints must say what the guest did: notifies (however
+ * many the eventfd folded into one wakeup), ignored ones, resets, and
+ * requests the device refused (beyond the end, unknown type, discard not
+ * negotiated) as bad requests. */
+TEST(counters_say_what_happened)
+{
+	uint64_t d, p, sec[1] = { CAP }, before;
+	uint32_t num[1] = { 1 }, fl[1] = { 0 };
+	const struct blk_stats *st;
+
+	open_disk("", ~(1ULL << VIRTIO_BLK_F_DISCARD));
+	st = blk_get_stats(b);
+	d = alloc(512);
+	/* 1000 notifies with nothing available: few wakeups, all counted. */
+	for (int i = 0; i < 1000; i++)
+		kick();
+	run_idle();
+	CHECK(atomic_load(&t->stats.notifies) >= 1000);
+	CHECK(atomic_load(&t->stats.wakeups) <= atomic_load(&t->stats.notifies));
+	CHECK(atomic_load(&t->stats.wakeups) >= 1);
+	before = atomic_load(&st->bad_requests);
+	CHECK_EQ(request(VIRTIO_BLK_T_IN, CAP, d, 512).status, VIRTIO_BLK_S_IOERR);
+	CHECK_EQ(request(VIRTIO_BLK_T_OUT, ~0ULL, d, 512).status, VIRTIO_BLK_S_IOERR);
+	CHECK_EQ(request(0x55, 0, d, 512).status, VIRTIO_BLK_S_UNSUPP);
+	p = dwz_payload(sec, num, fl, 1);
+	CHECK_EQ(request(VIRTIO_BLK_T_DISCARD, 0, p, 16).status, VIRTIO_BLK_S_UNSUPP);
+	CHECK_EQ(request(VIRTIO_BLK_T_WRITE_ZEROES, 0, p, 16).status, VIRTIO_BLK_S_IOERR);
+	CHECK_EQ(atomic_load(&st->bad_requests) - before, 5);
+	/* Reset, then a notify before DRIVER_OK: counted as ignored. */
+	before = atomic_load(&t->stats.resets);
+	wr(VIRTIO_MMIO_STATUS, 0);
+	CHECK_EQ(atomic_load(&t->stats.resets) - before, 1);
+	wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
+	before = atomic_load(&t->stats.ignored);
+	kick();
+	run_idle();
+	CHECK_EQ(atomic_load(&t->stats.ignored) - before, 1);
+	close_disk();
+}
+
 TEST(option_parsing)
 {
 	struct blk_opts o;
@@ -913,4 +953,4 @@ CHECK_MAIN(T(write_then_read), T(scatter_gather_and_shared_descriptors), T(indir
 	   T(read_only_disk), T(reset_with_request_in_flight), T(reset_gives_up_on_a_stuck_request),
 	   T(without_flush_writes_are_synchronous), T(direct_with_unaligned_buffers),
 	   T(interrupts_once_per_batch_and_event_idx), T(no_interrupt_flag_without_event_idx),
-	   T(many_requests_in_flight), T(option_parsing), T(open_errors))
+	   T(many_requests_in_flight), T(counters_say_what_happened), T(option_parsing), T(open_errors))

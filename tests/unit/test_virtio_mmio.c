@@ -186,6 +186,13 @@ TEST(status_sequences)
 	/* FAILED may be added. */
 	wr(VIRTIO_MMIO_STATUS, rd(VIRTIO_MMIO_STATUS) | VIRTIO_STATUS_FAILED);
 	CHECK(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FAILED);
+	/* The status field is one byte: bits beyond it never read back (a
+	 * hostile guest wrote 0xffffffff and read 0xffffffbf). */
+	wr(VIRTIO_MMIO_STATUS, 0xffffffffu);
+	CHECK_EQ(rd(VIRTIO_MMIO_STATUS) & ~0xffu, 0);
+	wr(VIRTIO_MMIO_STATUS, 0);
+	wr(VIRTIO_MMIO_STATUS, 0x100 | VIRTIO_STATUS_ACKNOWLEDGE);
+	CHECK_EQ(rd(VIRTIO_MMIO_STATUS), VIRTIO_STATUS_ACKNOWLEDGE);
 	teardown();
 }
 
