@@ -1084,3 +1084,54 @@ TESTCASE(net_rx_backpressure, no_net, TF_INTERACTIVE)
 	     got, N, now_us() - t0, N - got, n.rx.notifies);
 	return TEST_PASS;
 }
+
+/* A tap deleted under the running VM (TF_MANUAL; tests/integration/
+ * operator.sh deletes it once this test prints READY).  Frames nobody
+ * receives (broadcast, ethertype 0x88b5) go out one at a time, each
+ * waited for: every transmit buffer must come back used, before and after
+ * the tap is gone.  Once it is gone the link must go down (status without
+ * LINK_UP, VIRTIO_NET_F_STATUS) with a configuration change interrupt
+ * pending (InterruptStatus bit 1, §5.1.4.2 / §4.2.2); then 32 more frames
+ * must still come back (dropped by the device).  Waits up to 10 s. */
+TESTCASE(net_tap_loss, no_net, TF_MANUAL)
+{
+	static struct net n;
+	NET_OPEN_OR_FAIL(&n, NET_WANT, 0, 16, false);
+	if (!virtio_has(n.dev, VIRTIO_NET_F_STATUS))
+		return skip("VIRTIO_NET_F_STATUS not offered");
+	if (!(virtio_config16(n.dev, NET_CFG_STATUS) & VIRTIO_NET_S_LINK_UP))
+		return fail("link down before the tap went away");
+	static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+	uint8_t *f = alloc(ETH_MINLEN, 64);
+	eth_hdr(f, bcast, n.mac, 0x88b5);
+	uint64_t before = 0, after = 0, t_ready = 0, t_down = 0;
+	uint64_t dl = deadline_after_us(10 * 1000 * 1000);
+	while (after < 32) {
+		if (net_send(&n, f, ETH_MINLEN, NULL, false, true) || !tx_drain(&n, NET_TIMEOUT_US))
+			return fail("%s after %lu frames with the link up, %lu down",
+				    n.bad ? n.bad : "a transmit buffer was not used back", before, after);
+		if (!(virtio_config16(n.dev, NET_CFG_STATUS) & VIRTIO_NET_S_LINK_UP)) {
+			if (!after++)
+				t_down = now_us();
+		} else {
+			if (after)
+				return fail("the link came back up after going down");
+			before++;
+		}
+		if (before == 32 && !t_ready) {
+			printf("READY net_tap_loss\n");
+			t_ready = now_us();
+		}
+		if (deadline_passed(dl))
+			return fail("the link never went down (%lu frames sent)", before);
+		udelay(500);
+	}
+	uint32_t isr = virtio_read(n.dev, VIRTIO_MMIO_INTERRUPT_STATUS);
+	if (!(isr & VIRTIO_INT_CONFIG))
+		return fail("the link went down without a configuration change interrupt (InterruptStatus 0x%x)",
+			    isr);
+	virtio_write(n.dev, VIRTIO_MMIO_INTERRUPT_ACK, isr);
+	info("%lu frames sent with the link up, %lu after it went down (%lu ms after READY); "
+	     "every buffer used back; InterruptStatus 0x%x", before, after, (t_down - t_ready) / 1000, isr);
+	return TEST_PASS;
+}
