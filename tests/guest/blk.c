@@ -853,3 +853,41 @@ TESTCASE(blk_fill, no_rw_blk, TF_MANUAL)
 	     fl == -2 ? "n/a" : fl == VIRTIO_BLK_S_OK ? "OK" : "IOERR", t1 - t0);
 	return TEST_PASS;
 }
+
+/* ---- the I/O soak's disk half (soak.c) ---- */
+
+static struct blk soak_blk;
+static uint64_t soak_blk_bytes;
+
+enum test_result blk_soak_open(void)
+{
+	OPEN_OR_FAIL(&soak_blk, false, true, BLK_WANT, 0);
+	if (soak_blk.capacity < 4096)
+		return fail("capacity %lu sectors: the soak wants at least 2 MiB", soak_blk.capacity);
+	return TEST_PASS;
+}
+
+/* One round: a 1 MiB window (moving over the first 64 MiB) written with a
+ * fresh pattern and read back verified, request size 4-64 KiB and 1-16 in
+ * flight varying by round, interrupt-driven; a FLUSH every 8th round.  The
+ * caller brackets it with heap_mark()/heap_release(). */
+enum test_result blk_soak_round(uint64_t round)
+{
+	struct blk *b = &soak_blk;
+	uint64_t span = MIN(b->capacity, 131072ull) - 2048, first = (round * 2048) % span;
+	unsigned chunk = 8u << (round % 5), depth = 1 + (unsigned)(round % 16);
+	uint64_t seed = run_seed();
+	enum test_result r = stream(b, VIRTIO_BLK_T_OUT, first, 2048, chunk, depth, seed);
+	if (r == TEST_PASS)
+		r = stream(b, VIRTIO_BLK_T_IN, first, 2048, chunk, depth, seed);
+	if (r == TEST_PASS && round % 8 == 7 && virtio_has(b->dev, VIRTIO_BLK_F_FLUSH)) {
+		int st = blk_sync(b, VIRTIO_BLK_T_FLUSH, 0, NULL, 0);
+		if (st != VIRTIO_BLK_S_OK)
+			return fail("round %lu: FLUSH status %d", round, st);
+	}
+	if (r == TEST_PASS)
+		soak_blk_bytes += 2 * 2048 * SECTOR;
+	return r;
+}
+
+uint64_t blk_soak_bytes(void) { return soak_blk_bytes; }

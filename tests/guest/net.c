@@ -1135,3 +1135,51 @@ TESTCASE(net_tap_loss, no_net, TF_MANUAL)
 	     "every buffer used back; InterruptStatus 0x%x", before, after, (t_down - t_ready) / 1000, isr);
 	return TEST_PASS;
 }
+
+/* ---- the I/O soak's network half (soak.c), with the peer ---- */
+
+static struct net soak_net;
+static uint64_t soak_net_frames;
+
+enum test_result net_soak_open(void)
+{
+	NET_OPEN_OR_FAIL(&soak_net, NET_WANT, 0, 256, true);
+	return TEST_PASS;
+}
+
+/* One round: 32 frames of 60..1514 bytes to the peer (it checks every
+ * byte and reports), then 32 from it, received interrupt-driven and
+ * verified (net_tx and net_rx in small).  The caller brackets it with
+ * heap_mark()/heap_release(). */
+enum test_result net_soak_round(uint64_t round)
+{
+	struct net *n = &soak_net;
+	enum { N = 32 };
+	uint32_t session = new_session(), got;
+	uint8_t *f = alloc(ETH_MAXLEN, 64), seen[N / 8] = { 0 };
+	uint64_t bytes = 0;
+	struct report r;
+	if (!f)
+		return fail("out of memory");
+	for (uint32_t seq = 0; seq < N; seq++) {
+		uint32_t len = tgnet_len(seq, ETH_MINLEN, ETH_MAXLEN);
+		build_msg(n, f, len, (struct tgnet_msg){ .type = TGNET_DATA, .test = TGNET_T_TX, .session = session,
+							 .seq = seq, .count = N, .arg0 = ETH_MINLEN, .arg1 = ETH_MAXLEN });
+		if (net_send(n, f, len, NULL, seq & 1, (seq & 7) == 7 || seq + 1 == N))
+			return fail("round %lu: %s", round, n->bad);
+		bytes += len;
+	}
+	const char *why = peer_report(n, TGNET_T_TX, session, &r);
+	if (why)
+		return fail("round %lu: %s", round, why);
+	if (r.good != N || r.bad || r.dup || r.bytes != bytes)
+		return fail("round %lu: peer got %u/%u good frames, %u bad, %u duplicates: %s", round, r.good, N,
+			    r.bad, r.dup, r.text[0] ? r.text : "-");
+	session = new_session();
+	if ((why = rx_frames(n, TGNET_T_RX, session, N, ETH_MINLEN, ETH_MAXLEN, seen, &got)))
+		return fail("round %lu: %s (%u/%u frames from the peer)", round, why, got, N);
+	soak_net_frames += 2 * N;
+	return TEST_PASS;
+}
+
+uint64_t net_soak_frames(void) { return soak_net_frames; }
