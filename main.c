@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
@@ -550,6 +551,31 @@ static void lsan_check_now(void)
 #endif
 }
 
+/* Every descriptor ember will hold must fit under RLIMIT_NOFILE, and the
+ * io_uring fixed-file table (LOOP_MAX_FILES slots) is refused outright
+ * (EMFILE) by a smaller limit: raise the soft limit to the hard one if need
+ * be, and otherwise say so once, before anything is opened, instead of
+ * failing at whichever open comes first.  need: stdio and the console's
+ * 3, the VM's 5, one per vCPU, up to 5 per device, and room for what the
+ * caller let us inherit. */
+static void check_fd_limit(const struct options *o)
+{
+	struct rlimit rl;
+	unsigned long need = 3 + 3 + 5 + (unsigned long)o->cpus + 5ul * (unsigned long)(o->ndisks + o->nnets) + 16;
+
+	if (need < LOOP_MAX_FILES)
+		need = LOOP_MAX_FILES;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= need)
+		return;
+	if (rl.rlim_max >= need || rl.rlim_max == RLIM_INFINITY) {
+		rl.rlim_cur = need;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+			return;
+	}
+	die(EXIT_SETUP, "too few open files allowed: this VM needs %lu descriptors, RLIMIT_NOFILE "
+	    "is %llu (raise it: ulimit -n %lu)", need, (unsigned long long)rl.rlim_max, need);
+}
+
 int main(int argc, char **argv)
 {
 	struct options o;
@@ -570,6 +596,7 @@ int main(int argc, char **argv)
 
 	bt_init();
 	parse_args(argc, argv, &o);
+	check_fd_limit(&o);
 	kernel = map_file("--kernel", o.kernel);
 	if (o.initrd)
 		initrd = map_file("--initrd", o.initrd);

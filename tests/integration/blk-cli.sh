@@ -60,6 +60,12 @@ many=()
 for i in 1 2 3 4 5 6 7 8 9; do many+=(--disk "$A"); done
 expect too-many 2 "ember: --disk $A: too many disks \(at most 8\)" "$EMBER" --kernel "$G" "${many[@]}"
 
+# An image on a read-only filesystem (a tmpfs remounted ro, in a private
+# mount namespace).
+mkdir -p "$TMP/rofs"
+expect read-only-filesystem 1 "ember: --disk $TMP/rofs/x.img: cannot open read-write \(add ,ro for a read-only disk\): Read-only file system" \
+	unshare -m bash -c 'mount -t tmpfs -o size=1m none "$1" && truncate -s 64K "$1/x.img" &&
+		mount -o remount,ro "$1" && shift && exec "$@"' _ "$TMP/rofs" "$EMBER" --kernel "$G" --disk "$TMP/rofs/x.img"
 # Block devices: loop devices over small images (needs root and losetup).
 loops=()
 trap 'for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null; done; rm -rf "$TMP"' EXIT

@@ -69,6 +69,14 @@ expect mem-overflow 2 "ember: --mem '18446744073709551616': not a number" "$EMBE
 expect mem-hex 2 "ember: --mem '0x100': not a number" "$EMBER" --kernel "$G" --mem 0x100
 expect mem-unit 2 "ember: --mem '256M': not a number" "$EMBER" --kernel "$G" --mem 256M
 expect mem-twice 2 "ember: --mem given twice \('64', then '128'; give it once\)" "$EMBER" --kernel "$G" --mem 64 --mem 128
+expect mem-over-address-space-limit 1 "ember: --mem 1024: cannot map that much guest RAM: Cannot allocate memory" \
+	bash -c 'ulimit -v 400000 && exec "$@"' _ "$EMBER" --kernel "$G" --mem 1024
+expect fd-limit-too-low 1 "ember: too few open files allowed: this VM needs 64 descriptors, RLIMIT_NOFILE is 32 \(raise it: ulimit -n 64\)" \
+	bash -c 'ulimit -n 32 && exec "$@"' _ "$EMBER" --kernel "$G"
+if have_kvm; then
+	# Only the soft limit low: ember raises it to what it needs.
+	expect fd-soft-limit-raised 0 "" bash -c 'ulimit -S -n 16 && exec "$@"' _ "$EMBER" --kernel "$G" --console none
+fi
 expect cpus-empty 2 "ember: --cpus '': not a number" "$EMBER" --kernel "$G" --cpus ""
 expect cpus-negative 2 "ember: --cpus '-1': not a number" "$EMBER" --kernel "$G" --cpus -1
 expect cpus-words 2 "ember: --cpus 'two': not a number" "$EMBER" --kernel "$G" --cpus two
@@ -81,6 +89,10 @@ expect console-file-bad 1 "ember: --console file:$TMP/nodir/x: No such file or d
 expect console-file-directory 1 "ember: --console file:$TMP/dir: is a directory" "$EMBER" --kernel "$G" --console "file:$TMP/dir"
 expect console-file-unwritable 1 "ember: --console file:$TMP/closed/out: Permission denied" \
 	setpriv --reuid=65534 --regid=65534 --clear-groups "$EMBER" --kernel "$TMP/pub.elf" --console "file:$TMP/closed/out"
+mkdir -p "$TMP/rofs"
+expect console-read-only-filesystem 1 "ember: --console file:$TMP/rofs/out: Read-only file system" \
+	unshare -m bash -c 'mount -t tmpfs -o size=1m,ro none "$1" && shift && exec "$@"' _ "$TMP/rofs" \
+	"$EMBER" --kernel "$G" --console "file:$TMP/rofs/out"
 expect console-fifo-unread 1 "ember: --console file:$TMP/fifo: a FIFO that no process reads" "$EMBER" --kernel "$G" --console "file:$TMP/fifo"
 # The console file must not be one of the inputs: it is truncated, which
 # would crash ember (the kernel is mapped) or destroy the disk image.
