@@ -33,7 +33,7 @@ expect stray-argument 2 "ember: unexpected argument 'extra' \(see ember --help\)
 expect kernel-missing 1 "ember: --kernel $TMP/nope: No such file or directory" "$EMBER" --kernel "$TMP/nope"
 expect kernel-directory 1 "ember: --kernel $TMP/dir: is a directory" "$EMBER" --kernel "$TMP/dir"
 expect kernel-empty 1 "ember: --kernel $TMP/empty: file is empty" "$EMBER" --kernel "$TMP/empty"
-expect kernel-not-a-kernel 1 "ember: --kernel $TMP/text: .*not .*kernel.*" "$EMBER" --kernel "$TMP/text"
+expect kernel-not-a-kernel 1 "ember: --kernel $TMP/text: not a Linux kernel: no ELF header and no bzImage setup header" "$EMBER" --kernel "$TMP/text"
 expect kernel-unreadable 1 "ember: --kernel $TMP/secret.elf: Permission denied" \
 	setpriv --reuid=65534 --regid=65534 --clear-groups "$EMBER" --kernel "$TMP/secret.elf"
 expect kernel-empty-path 2 "ember: --kernel '': needs a path" "$EMBER" --kernel ""
@@ -69,8 +69,12 @@ expect mem-overflow 2 "ember: --mem '18446744073709551616': not a number" "$EMBE
 expect mem-hex 2 "ember: --mem '0x100': not a number" "$EMBER" --kernel "$G" --mem 0x100
 expect mem-unit 2 "ember: --mem '256M': not a number" "$EMBER" --kernel "$G" --mem 256M
 expect mem-twice 2 "ember: --mem given twice \('64', then '128'; give it once\)" "$EMBER" --kernel "$G" --mem 64 --mem 128
-expect mem-over-address-space-limit 1 "ember: --mem 1024: cannot map that much guest RAM: Cannot allocate memory" \
-	bash -c 'ulimit -v 400000 && exec "$@"' _ "$EMBER" --kernel "$G" --mem 1024
+# (AddressSanitizer cannot start under an address-space limit.)
+case $EMBER in
+*asan*) skip cli/mem-over-address-space-limit "a sanitizer build cannot run under ulimit -v" ;;
+*) expect mem-over-address-space-limit 1 "ember: --mem 1024: cannot map that much guest RAM: Cannot allocate memory" \
+	bash -c 'ulimit -v 400000 && exec "$@"' _ "$EMBER" --kernel "$G" --mem 1024 ;;
+esac
 expect fd-limit-too-low 1 "ember: too few open files allowed: this VM needs 64 descriptors, RLIMIT_NOFILE is 32 \(raise it: ulimit -n 64\)" \
 	bash -c 'ulimit -n 32 && exec "$@"' _ "$EMBER" --kernel "$G"
 if have_kvm; then
@@ -121,7 +125,7 @@ expect version-and-more 2 "ember: --version takes no other options" "$EMBER" --v
 expect print-policy-and-more 2 "ember: --print-policy takes no other options" "$EMBER" --print-policy --no-seccomp
 expect print-policy-typo 2 "ember: --print-policy takes no other options" "$EMBER" --print-policy --bogus
 expect entry-bad 2 "ember: --entry 'bios': expected auto, linux64 or pvh" "$EMBER" --kernel "$G" --entry bios
-expect entry-pvh-missing 1 "ember: --kernel $G: .*PVH.*" "$EMBER" --kernel "$G" --entry pvh
+expect entry-pvh-missing 1 "ember: --kernel $G: ELF has no XEN_ELFNOTE_PHYS32_ENTRY note, so it cannot boot through PVH" "$EMBER" --kernel "$G" --entry pvh
 half=$(head -c 1500 /dev/zero | tr '\0' 'y')
 # Two --cmdline halves accumulate past the limit together (each alone fits).
 expect cmdline-accumulates 1 "ember: --cmdline: command line is (30[0-9][0-9]|3[1-9][0-9][0-9]) bytes; the kernel accepts at most 2047 \(3001 bytes from --cmdline, [0-9]+ added by ember for its defaults and 0 devices\)" "$EMBER" --kernel "$G" --cmdline "$half" --cmdline "$half"
