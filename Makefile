@@ -30,7 +30,7 @@ ASAN_CORE := $(CORE_SRCS:%.c=build/asan/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/unit/%)
 
-.PHONY: all help test unit kvmguests clang-check testguest guest demo deps clean fuzz bench
+.PHONY: all help test unit kvmguests clang-check testguest guest demo deps clean fuzz bench soak
 all: ember
 
 help:
@@ -41,6 +41,7 @@ help:
 	@echo "make testguest  build the freestanding test guest (build/testguest.elf)"
 	@echo "make fuzz       build the libFuzzer targets build/fuzz/fuzz_virtio, fuzz_net (clang)"
 	@echo "make bench      ember vs QEMU microvm: startup, churn, memory (bench/run.sh, writes docs/benchmarks.md)"
+	@echo "make soak       10-minute I/O soak: ember's RSS must stay flat (SOAK_SECS=600; make test runs 20 s)"
 	@echo "make clean      remove build outputs (not the demo guest cache)"
 
 # ./ember is linked statically, as a static PIE (still loaded at a random
@@ -131,6 +132,12 @@ build/execbench: bench/execbench.c
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o $@ $<
 bench: ember testguest build/execbench
 	bench/run.sh
+
+# The long I/O soak (tests/integration/io-soak.sh, docs/reliability.md):
+# disk and network traffic for SOAK_SECS while ember's RSS is sampled.
+SOAK_SECS ?= 600
+soak: ember testguest
+	IO_SOAK_SECS=$(SOAK_SECS) nice -n 10 tests/integration/io-soak.sh
 
 clean:
 	rm -rf build ember

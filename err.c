@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int err_set(struct err *e, const char *fmt, ...)
 {
@@ -32,4 +33,19 @@ int err_errno(struct err *e, const char *fmt, ...)
 	snprintf(e->msg + n, sizeof(e->msg) - n, ": %s", strerror(saved));
 	errno = saved;
 	return -1;
+}
+
+const char *err_file_kind(mode_t m)
+{
+	if (S_ISDIR(m))
+		return "a directory";
+	if (S_ISCHR(m))
+		return "a character device";
+	if (S_ISBLK(m))
+		return "a block device";
+	if (S_ISFIFO(m))
+		return "a FIFO";
+	if (S_ISSOCK(m))
+		return "a socket";
+	return "a special file";
 }

@@ -4,6 +4,8 @@
 #ifndef EMBER_ERR_H
 #define EMBER_ERR_H
 
+#include <sys/types.h>
+
 struct err {
 	char msg[512];
 };
@@ -16,5 +18,9 @@ int err_set(struct err *e, const char *fmt, ...)
 /* Like err_set() with ": strerror(errno)" appended (errno read at call). */
 int err_errno(struct err *e, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* What a file that is not a regular one is, for error lines: "a directory",
+ * "a character device", "a block device", "a FIFO", "a socket". */
+const char *err_file_kind(mode_t mode);
 
 #endif

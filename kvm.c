@@ -255,7 +255,7 @@ int vm_create(struct vm *vm, uint64_t mem_mib, int ncpus, struct err *e)
 		return err_errno(e, "KVM_CREATE_VM");
 
 	if (map_guest_ram(vm, size) < 0)
-		return err_errno(e, "cannot map %" PRIu64 " MiB of guest RAM", mem_mib);
+		return err_errno(e, "--mem %" PRIu64 ": cannot map that much guest RAM", mem_mib);
 	gm_init(&vm->mem, vm->ram, size);
 	if (add_memslot(vm, 0, 0, vm->ram, vm->mem.low_size, e) < 0)
 		return -1;

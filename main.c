@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
@@ -83,14 +84,20 @@ static const char usage_text[] =
 "                        errors)\n"
 "  --help                this text\n"
 "  --version             print the version\n"
+"Each option that takes one value may be given once; --cmdline, --disk and --net\n"
+"accumulate.  --help, --version and --print-policy take no other options.\n"
 "\n"
-"The VM ends when the guest reboots or powers off (e.g. reboot -f).\n"
+"The VM ends when the guest reboots or powers off (e.g. reboot -f).  Host\n"
+"trouble while it runs does not end it: a full or failing disk gives the guest\n"
+"I/O errors, a deleted tap takes its link down; one line on stderr each.\n"
 "On a software KVM (kvm-pvm) ember also appends \"" KVM_PVM_CMDLINE "\".\n"
 "\n"
 "Exit status:\n"
 "  0  the guest rebooted or powered off\n"
-"  1  bad input or setup failure (one line on stderr says what)\n"
-"  2  bad command line\n"
+"  1  something the command line names cannot be used (a file, disk, tap,\n"
+"     /dev/kvm) or setup failed (one line on stderr says what and why)\n"
+"  2  bad command line: an unknown, missing or repeated option, a value that\n"
+"     is malformed or out of range, options that conflict (one line on stderr)\n"
 "  3  the guest stopped with an exit ember cannot handle (registers on stderr)\n"
 "  148  ember made a system call outside its seccomp allowlist (one line on\n"
 "       stderr names it and the thread; see --print-policy)\n"
@@ -117,6 +124,8 @@ struct options {
 struct file_map {
 	const uint8_t *data;
 	size_t len;
+	dev_t dev;                /* which file: --console file: must be another */
+	ino_t ino;
 };
 
 static void usage(FILE *f)
@@ -147,23 +156,25 @@ static uint64_t parse_num(const char *opt, const char *s, uint64_t min, uint64_t
 
 	errno = 0;
 	if (*s < '0' || *s > '9')
-		die(EXIT_SETUP, "%s '%s': not a number", opt, s);
+		die(EXIT_USAGE, "%s '%s': not a number", opt, s);
 	v = strtoull(s, &end, 10);
 	if (*end || errno)
-		die(EXIT_SETUP, "%s '%s': not a number", opt, s);
+		die(EXIT_USAGE, "%s '%s': not a number", opt, s);
 	if (v < min || v > max)
-		die(EXIT_SETUP, "%s %llu: must be between %" PRIu64 " and %" PRIu64,
+		die(EXIT_USAGE, "%s %llu: must be between %" PRIu64 " and %" PRIu64,
 		    opt, v, min, max);
 	return v;
 }
 
-/* Map a whole input file read-only.  Errors name the option and the path. */
+/* Map a whole input file read-only.  Errors name the option and the path.
+ * O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused
+ * right after, like every file that is not a regular one). */
 static struct file_map map_file(const char *opt, const char *path)
 {
 	struct file_map m = { 0 };
 	struct stat st;
 	void *p;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
 	if (fd < 0)
 		die(EXIT_SETUP, "%s %s: %s", opt, path, strerror(errno));
@@ -172,7 +183,7 @@ static struct file_map map_file(const char *opt, const char *path)
 	if (S_ISDIR(st.st_mode))
 		die(EXIT_SETUP, "%s %s: is a directory", opt, path);
 	if (!S_ISREG(st.st_mode))
-		die(EXIT_SETUP, "%s %s: not a regular file", opt, path);
+		die(EXIT_SETUP, "%s %s: not a regular file (%s)", opt, path, err_file_kind(st.st_mode));
 	if (st.st_size == 0)
 		die(EXIT_SETUP, "%s %s: file is empty", opt, path);
 	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -181,6 +192,8 @@ static struct file_map map_file(const char *opt, const char *path)
 	close(fd);
 	m.data = p;
 	m.len = (size_t)st.st_size;
+	m.dev = st.st_dev;
+	m.ino = st.st_ino;
 	return m;
 }
 
@@ -198,6 +211,27 @@ static void add_cmdline(struct options *o, const char *words)
 	o->cmdline = s;
 }
 
+/* An option that takes one value may be given once: two values mean two
+ * callers (a wrapper and its user, say) disagree, and silently taking the
+ * last one would hide it.  (--cmdline, --disk and --net are lists.) */
+static void set_once(const char *opt, const char **slot, const char *value)
+{
+	if (*slot)
+		die(EXIT_USAGE, "%s given twice ('%s', then '%s'; give it once)", opt, *slot, value);
+	*slot = value;
+}
+
+/* --help, --version and --print-policy print something and exit; with
+ * anything else on the command line the caller meant something else. */
+static void alone(int argc, const char *opt)
+{
+	if (argc != 2)
+		die(EXIT_USAGE, "%s takes no other options", opt);
+}
+
+/* Everything wrong with the command line itself is found here, before any
+ * file, device or tap is touched, and exits EXIT_USAGE (2).  What is wrong
+ * with the things it names (EXIT_SETUP, 1) is found when they are opened. */
 static void parse_args(int argc, char **argv, struct options *o)
 {
 	enum { O_KERNEL = 256, O_INITRD, O_CMDLINE, O_MEM, O_CPUS, O_CONSOLE,
@@ -220,6 +254,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char *mem = NULL, *cpus = NULL, *console = NULL, *entry = NULL;
 	int c;
 
 	*o = (struct options){ .mem_mib = MEM_DEFAULT_MIB, .cpus = 1,
@@ -228,13 +263,30 @@ static void parse_args(int argc, char **argv, struct options *o)
 	/* Leading : makes a missing value return : rather than ?. */
 	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		switch (c) {
-		case O_KERNEL: o->kernel = optarg; break;
-		case O_INITRD: o->initrd = optarg; break;
+		case O_KERNEL:
+		case O_INITRD: {
+			const char *opt = c == O_KERNEL ? "--kernel" : "--initrd";
+
+			set_once(opt, c == O_KERNEL ? &o->kernel : &o->initrd, optarg);
+			if (!*optarg)
+				die(EXIT_USAGE, "%s '': needs a path", opt);
+			break;
+		}
 		case O_CMDLINE: add_cmdline(o, optarg); break;
-		case O_MEM: o->mem_mib = parse_num("--mem", optarg, MEM_MIN_MIB, MEM_MAX_MIB); break;
-		case O_CPUS: o->cpus = (int)parse_num("--cpus", optarg, 1, VM_MAX_CPUS); break;
-		case O_CONSOLE: o->console = optarg; break;
+		case O_MEM:
+			set_once("--mem", &mem, optarg);
+			o->mem_mib = parse_num("--mem", optarg, MEM_MIN_MIB, MEM_MAX_MIB);
+			break;
+		case O_CPUS:
+			set_once("--cpus", &cpus, optarg);
+			o->cpus = (int)parse_num("--cpus", optarg, 1, VM_MAX_CPUS);
+			break;
+		case O_CONSOLE:
+			set_once("--console", &console, optarg);
+			o->console = optarg;
+			break;
 		case O_ENTRY:
+			set_once("--entry", &entry, optarg);
 			if (!strcmp(optarg, "auto"))
 				o->entry = BOOT_ENTRY_AUTO;
 			else if (!strcmp(optarg, "linux64"))
@@ -249,13 +301,13 @@ static void parse_args(int argc, char **argv, struct options *o)
 			struct err e;
 
 			if (o->ndisks == BLK_MAX_DISKS)
-				die(EXIT_SETUP, "--disk %s: too many disks (at most %d)", optarg,
+				die(EXIT_USAGE, "--disk %s: too many disks (at most %d)", optarg,
 				    BLK_MAX_DISKS);
 			if (blk_parse(optarg, &o->disks[o->ndisks], &e) < 0)
-				die(EXIT_SETUP, "%s", e.msg);
+				die(EXIT_USAGE, "%s", e.msg);
 			for (int i = 0; i < o->ndisks; i++)
 				if (o->disks[i].root && o->disks[o->ndisks].root)
-					die(EXIT_SETUP, "--disk %s: only one disk can be the root "
+					die(EXIT_USAGE, "--disk %s: only one disk can be the root "
 					    "(%s already is)", optarg, o->disks[i].path);
 			o->ndisks++;
 			break;
@@ -264,21 +316,21 @@ static void parse_args(int argc, char **argv, struct options *o)
 			struct err e;
 
 			if (o->nnets == NET_MAX_NICS)
-				die(EXIT_SETUP, "--net %s: too many network devices (at most %d)",
+				die(EXIT_USAGE, "--net %s: too many network devices (at most %d)",
 				    optarg, NET_MAX_NICS);
 			if (net_parse(optarg, &o->nets[o->nnets], &e) < 0)
-				die(EXIT_SETUP, "%s", e.msg);
+				die(EXIT_USAGE, "%s", e.msg);
 			for (int i = 0; i < o->nnets; i++)
 				if (!strcmp(o->nets[i].tap, o->nets[o->nnets].tap))
-					die(EXIT_SETUP, "--net %s: the same tap as an earlier --net",
+					die(EXIT_USAGE, "--net %s: the same tap as an earlier --net",
 					    o->nets[i].tap);
 			o->nnets++;
 			break;
 		}
 		case O_NO_SECCOMP: o->no_seccomp = true; break;
-		case O_PRINT_POLICY: sc_print_policy(stdout); exit(0);
-		case O_HELP: usage(stdout); exit(0);
-		case O_VERSION: printf("ember %s\n", EMBER_VERSION); exit(0);
+		case O_PRINT_POLICY: alone(argc, "--print-policy"); sc_print_policy(stdout); exit(0);
+		case O_HELP: alone(argc, "--help"); usage(stdout); exit(0);
+		case O_VERSION: alone(argc, "--version"); printf("ember %s\n", EMBER_VERSION); exit(0);
 		case ':':
 			die(EXIT_USAGE, "%s needs a value (see ember --help)", argv[optind - 1]);
 		default:
@@ -306,6 +358,46 @@ static void print_transport(const struct virtio_mmio *t)
 		(unsigned long)t->stats.resets,
 		(unsigned long)t->stats.bad_access, (unsigned long)t->stats.bad_queue,
 		(unsigned long)t->stats.bad_status, (unsigned long)t->stats.needs_reset);
+}
+
+/* --console file:PATH.  Opened without O_TRUNC, and truncated only once
+ * it is known not to be the kernel, the initrd or a disk: truncating the
+ * kernel ember has mapped would crash it (SIGBUS), and a disk image would
+ * be lost.  O_NONBLOCK so a FIFO nobody reads is refused instead of
+ * waiting forever; the output itself is written blocking, as to a
+ * terminal. */
+static int open_console_file(const struct options *o, const struct file_map *kernel,
+			     const struct file_map *initrd, struct blk *const *disks)
+{
+	const char *path = o->console + 5;
+	struct stat st;
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644);
+
+	if (fd < 0 && errno == ENXIO)
+		die(EXIT_SETUP, "--console %s: a FIFO that no process reads", o->console);
+	if (fd < 0 && errno == EISDIR)
+		die(EXIT_SETUP, "--console %s: is a directory", o->console);
+	if (fd < 0)
+		die(EXIT_SETUP, "--console %s: %s", o->console, strerror(errno));
+	if (fstat(fd, &st) < 0)
+		die(EXIT_SETUP, "--console %s: %s", o->console, strerror(errno));
+	if (S_ISREG(st.st_mode)) {
+		if (st.st_dev == kernel->dev && st.st_ino == kernel->ino)
+			die(EXIT_SETUP, "--console %s: the same file as --kernel %s (it would be "
+			    "overwritten)", o->console, o->kernel);
+		if (initrd->data && st.st_dev == initrd->dev && st.st_ino == initrd->ino)
+			die(EXIT_SETUP, "--console %s: the same file as --initrd %s (it would be "
+			    "overwritten)", o->console, o->initrd);
+		for (int i = 0; i < o->ndisks; i++)
+			if (blk_is_file(disks[i], st.st_dev, st.st_ino))
+				die(EXIT_SETUP, "--console %s: the same file as --disk %s (it would "
+				    "be overwritten)", o->console, o->disks[i].path);
+		if (ftruncate(fd, 0) < 0)
+			die(EXIT_SETUP, "--console %s: %s", o->console, strerror(errno));
+	}
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
+		die(EXIT_SETUP, "--console %s: %s", o->console, strerror(errno));
+	return fd;
 }
 
 /* ---- console: stdin in raw mode while the guest runs ---- */
@@ -477,6 +569,31 @@ static void lsan_check_now(void)
 #endif
 }
 
+/* Every descriptor ember will hold must fit under RLIMIT_NOFILE, and the
+ * io_uring fixed-file table (LOOP_MAX_FILES slots) is refused outright
+ * (EMFILE) by a smaller limit: raise the soft limit to the hard one if need
+ * be, and otherwise say so once, before anything is opened, instead of
+ * failing at whichever open comes first.  need: stdio and the console's
+ * 3, the VM's 5, one per vCPU, up to 5 per device, and room for what the
+ * caller let us inherit. */
+static void check_fd_limit(const struct options *o)
+{
+	struct rlimit rl;
+	unsigned long need = 3 + 3 + 5 + (unsigned long)o->cpus + 5ul * (unsigned long)(o->ndisks + o->nnets) + 16;
+
+	if (need < LOOP_MAX_FILES)
+		need = LOOP_MAX_FILES;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= need)
+		return;
+	if (rl.rlim_max >= need || rl.rlim_max == RLIM_INFINITY) {
+		rl.rlim_cur = need;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+			return;
+	}
+	die(EXIT_SETUP, "too few open files allowed: this VM needs %lu descriptors, RLIMIT_NOFILE "
+	    "is %llu (raise it: ulimit -n %lu)", need, (unsigned long long)rl.rlim_max, need);
+}
+
 int main(int argc, char **argv)
 {
 	struct options o;
@@ -497,6 +614,7 @@ int main(int argc, char **argv)
 
 	bt_init();
 	parse_args(argc, argv, &o);
+	check_fd_limit(&o);
 	kernel = map_file("--kernel", o.kernel);
 	if (o.initrd)
 		initrd = map_file("--initrd", o.initrd);
@@ -514,9 +632,7 @@ int main(int argc, char **argv)
 	if (!strcmp(o.console, "stdio")) {
 		out_fd = STDOUT_FILENO;
 	} else if (!strncmp(o.console, "file:", 5)) {
-		out_fd = open(o.console + 5, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (out_fd < 0)
-			die(EXIT_SETUP, "--console %s: %s", o.console, strerror(errno));
+		out_fd = open_console_file(&o, &kernel, &initrd, disks);
 	}
 
 	if (vm_open(&vm, &e) < 0)
@@ -653,6 +769,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ember: exits %lu, unclaimed pio %lu, unclaimed mmio %lu\n",
 			(unsigned long)vm.stats.exits, (unsigned long)vm.stats.pio_unclaimed,
 			(unsigned long)vm.stats.mmio_unclaimed);
+		fprintf(stderr, "ember: serial: %llu bytes of console output lost\n",
+			(unsigned long long)serial_dropped(con.uart));
 		kvm_pvm_print_stats();
 		fprintf(stderr, "ember: io_uring: setup %llu us, %llu waits, %llu sqes, %llu cqes\n",
 			(unsigned long long)(loop.stats.setup_ns / 1000),

@@ -29,7 +29,10 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #define SERIAL_OUT_SIZE 4096
@@ -101,6 +104,7 @@ struct serial {
 	void *out_pending_opaque;
 
 	uint64_t dropped;
+	bool out_logged;          /* the first output failure was logged */
 	size_t out_len;
 	uint8_t out[SERIAL_OUT_SIZE];
 };
@@ -139,8 +143,15 @@ static void out_flush(struct serial *s)
 		else if (n < 0 && errno == EINTR)
 			continue;
 		else {
-			/* EAGAIN, EPIPE, a zero-length write...: retrying could
-			 * spin forever under the lock, so the rest is lost. */
+			/* EAGAIN, EPIPE, ENOSPC, a zero-length write...:
+			 * retrying could spin forever under the lock, so the
+			 * rest is lost; said once, counted always. */
+			if (!s->out_logged) {
+				s->out_logged = true;
+				fprintf(stderr, "ember: serial console: writing the guest's output "
+					"failed: %s (the VM goes on; lost output is only counted)\n",
+					n < 0 ? strerror(errno) : "nothing written");
+			}
 			s->dropped += s->out_len - done;
 			break;
 		}

@@ -77,6 +77,7 @@ struct blk {
 	bool dirty;                /* used entries pushed, not yet published */
 	bool starved;              /* stopped popping for want of a request slot */
 	struct blk_stats stats;
+	atomic_flag host_logged;   /* one log line for host I/O errors */
 };
 
 /* Zeroes for the write-zeroes fallback. */
@@ -99,15 +100,25 @@ int blk_parse(const char *arg, struct blk_opts *o, struct err *e)
 	while (p) {
 		const char *opt = p + 1, *end = strchr(opt, ',');
 		size_t n = end ? (size_t)(end - opt) : strlen(opt);
+		bool *flag = NULL;
 
-		if (n == 2 && !strncmp(opt, "ro", 2)) {
-			o->ro = true;
-		} else if (n == 4 && !strncmp(opt, "root", 4)) {
-			o->root = true;
-		} else if (n == 6 && !strncmp(opt, "direct", 6)) {
-			o->direct = true;
+		if (n == 2 && !strncmp(opt, "ro", 2))
+			flag = &o->ro;
+		else if (n == 4 && !strncmp(opt, "root", 4))
+			flag = &o->root;
+		else if (n == 6 && !strncmp(opt, "direct", 6))
+			flag = &o->direct;
+		if (flag) {
+			/* Harmless, but a sign the caller built the word wrong. */
+			if (*flag)
+				return err_set(e, "--disk %s: '%.*s' given twice", o->path, (int)n,
+					       opt);
+			*flag = true;
 		} else if (n >= 7 && !strncmp(opt, "serial=", 7)) {
 			size_t sl = n - 7;
+
+			if (o->serial[0])
+				return err_set(e, "--disk %s: serial= given twice", o->path);
 
 			if (sl == 0 || sl > BLK_SERIAL_MAX)
 				return err_set(e, "--disk %s: serial must be 1 to %d characters",
@@ -188,6 +199,7 @@ struct blk *blk_open(const struct blk_opts *o, unsigned index, struct blk *const
 	if (!b->opts.serial[0])
 		snprintf(b->opts.serial, sizeof(b->opts.serial), "ember-disk%u", index);
 	b->fd = b->fd_buffered = -1;
+	atomic_flag_clear(&b->host_logged);
 
 	if (stat(o->path, &st) < 0) {
 		err_errno(e, "cannot open");
@@ -198,7 +210,7 @@ struct blk *blk_open(const struct blk_opts *o, unsigned index, struct blk *const
 		goto fail;
 	}
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
-		err_set(e, "not a regular file or block device");
+		err_set(e, "not a regular file or block device (%s)", err_file_kind(st.st_mode));
 		goto fail;
 	}
 	b->fd = open(o->path, flags | (o->direct ? O_DIRECT : 0));
@@ -224,8 +236,17 @@ struct blk *blk_open(const struct blk_opts *o, unsigned index, struct blk *const
 			goto fail;
 		}
 	if (S_ISBLK(st.st_mode)) {
+		int dev_ro = 0;
+
 		if (ioctl(b->fd, BLKGETSIZE64, &size) < 0) {
 			err_errno(e, "BLKGETSIZE64");
+			goto fail;
+		}
+		/* Linux opens a read-only block device for writing all the
+		 * same and fails the writes later: the guest would get a
+		 * writable disk whose every write is an I/O error. */
+		if (!o->ro && ioctl(b->fd, BLKROGET, &dev_ro) == 0 && dev_ro) {
+			err_set(e, "is a read-only block device (add ,ro for a read-only disk)");
 			goto fail;
 		}
 	} else {
@@ -410,13 +431,17 @@ static void iov_advance(struct blk_req *r, uint64_t done)
 	}
 }
 
+/* The image failed a request (a full host filesystem: ENOSPC, a failing
+ * device: EIO): the guest gets IOERR, the VM goes on.  One line per disk,
+ * on a flag of its own so that a guest error logged before cannot hide
+ * the first host error, the one an operator can act on. */
 static void host_error(struct blk *b, const char *what, int err)
 {
-	char why[128];
-
 	atomic_fetch_add(&b->stats.io_errors, 1);
-	snprintf(why, sizeof(why), "%s: %s", what, strerror(err));
-	virtio_mmio_log_once(&b->t, "host I/O error (IOERR to the guest)", why);
+	if (!atomic_flag_test_and_set(&b->host_logged))
+		fprintf(stderr, "ember: %s (%s): %s: %s; the guest gets IOERR (the VM goes on; "
+			"further host I/O errors on this disk are only counted)\n", b->name,
+			b->opts.path, what, strerror(err));
 }
 
 /* A completion for a request that no longer belongs to the driver (device
@@ -951,6 +976,11 @@ uint64_t blk_capacity(const struct blk *b)
 const struct blk_stats *blk_get_stats(const struct blk *b)
 {
 	return &b->stats;
+}
+
+bool blk_is_file(const struct blk *b, dev_t dev, ino_t ino)
+{
+	return b->st_dev == dev && b->st_ino == ino;
 }
 
 void blk_close(struct blk *b)

@@ -38,6 +38,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "err.h"
 #include "loop.h"
@@ -112,6 +113,8 @@ int blk_attach(struct blk *b, unsigned slot, const struct guest_mem *mem,
 struct virtio_mmio *blk_transport(struct blk *b);
 uint64_t blk_capacity(const struct blk *b);          /* in 512-byte sectors */
 const struct blk_stats *blk_get_stats(const struct blk *b);
+/* Is the image this file (device and inode, as stat() gives them)? */
+bool blk_is_file(const struct blk *b, dev_t dev, ino_t ino);
 
 /* Close the image and free b.  The loop must be finished (loop_fini). */
 void blk_close(struct blk *b);

@@ -142,9 +142,12 @@ int net_parse(const char *arg, struct net_opts *o, struct err *e)
 	if (nlen >= IFNAMSIZ)
 		return err_set(e, "--net %.*s: interface name longer than %d characters", (int)nlen,
 			       arg, IFNAMSIZ - 1);
+	/* Linux's dev_valid_name(): no '/', ':' or white space, not "." or "..". */
 	for (size_t i = 0; i < nlen; i++)
 		if (arg[i] == '/' || arg[i] == ':' || arg[i] <= ' ' || arg[i] > '~')
 			return err_set(e, "--net '%.*s': not a valid interface name", (int)nlen, arg);
+	if ((nlen == 1 && arg[0] == '.') || (nlen == 2 && arg[0] == '.' && arg[1] == '.'))
+		return err_set(e, "--net '%.*s': not a valid interface name", (int)nlen, arg);
 	memcpy(o->tap, arg, nlen);
 	o->tap[nlen] = 0;
 	while (p) {
@@ -152,6 +155,8 @@ int net_parse(const char *arg, struct net_opts *o, struct err *e)
 		size_t n = end ? (size_t)(end - opt) : strlen(opt);
 
 		if (n >= 4 && !strncmp(opt, "mac=", 4)) {
+			if (o->mac_set)
+				return err_set(e, "--net %s: mac= given twice", o->tap);
 			if (!parse_mac(opt + 4, n - 4, o->mac))
 				return err_set(e, "--net %s: invalid MAC address '%.*s' (expected six "
 					       "hex bytes like 02:00:00:00:00:01)", o->tap,
@@ -373,6 +378,29 @@ static void host_problem(struct net *n, const char *what, int err, const char *h
 		fprintf(stderr, "ember: %s: %s %s: %s%s (the VM goes on; further tap errors are "
 			"only counted)\n", n->name, what, n->opts.tap[0] ? n->opts.tap : "fd",
 			strerror(err), hint);
+}
+
+#define NET_S_LINK_UP 1u   /* §5.1.4: status, VIRTIO_NET_S_LINK_UP */
+
+/* Lock held.  The tap was deleted while the VM runs (ip link del): every
+ * read and write on it fails with EBADFD from now on, for good.  The
+ * guest learns it as its link going down: status loses LINK_UP, with a
+ * configuration change notification (§5.1.4.2; VIRTIO_NET_F_STATUS is
+ * always offered).  Frames it still sends are used unsent (tx_errors).
+ * One line of its own, even after another tap error was logged: a write
+ * racing the deletion sees the interface down first (EIO), and this is
+ * the line that says what happened. */
+static void tap_gone(struct net *n)
+{
+	if (!(n->config[6] & NET_S_LINK_UP))
+		return;
+	fprintf(stderr, "ember: %s: tap %s was deleted: the guest sees its link down, frames "
+		"it sends are dropped (the VM goes on; further tap errors are only counted)\n",
+		n->name, n->opts.tap[0] ? n->opts.tap : "fd");
+	n->config[6] &= (uint8_t)~NET_S_LINK_UP;
+	n->t.config_gen++;
+	if (n->t.status & VIRTIO_STATUS_DRIVER_OK)
+		virtio_mmio_interrupt(&n->t, VIRTIO_INT_CONFIG);
 }
 
 /* Copy between a host buffer and bytes [off, off + len) of an iovec array.
@@ -629,7 +657,11 @@ static void rx_done(struct loop_op *op, int res)
 	} else if (res <= 0) {
 		atomic_fetch_add(&n->stats.rx_errors, 1);
 		n->rx_stopped = true;
-		host_problem(n, "read from", res ? -res : EIO, "; receiving stopped");
+		if (res == -EBADFD) {
+			tap_gone(n);
+		} else {
+			host_problem(n, "read from", res ? -res : EIO, "; receiving stopped");
+		}
 	} else if ((uint64_t)res > avail || (uint32_t)res < NET_HDR_LEN + NET_FRAME_MIN ||
 		   iov_copy(n->rx_iov, n->rx_niov, 0, &h, NET_HDR_LEN, false) != NET_HDR_LEN ||
 		   !rx_fix_header(n, &h)) {
@@ -760,7 +792,11 @@ static void tx_done(struct loop_op *op, int res)
 			/* Refused by the tap (down: EIO; a header the kernel
 			 * rejects: EINVAL): the frame is lost, as on a wire. */
 			atomic_fetch_add(&n->stats.tx_errors, 1);
-			host_problem(n, "write to", -res, res == -EIO ? " (is the tap up?)" : "");
+			if (res == -EBADFD)
+				tap_gone(n);
+			else
+				host_problem(n, "write to", -res,
+					     res == -EIO ? " (is the tap up?)" : "");
 		} else {
 			atomic_fetch_add(&n->stats.tx_packets, 1);
 			atomic_fetch_add(&n->stats.tx_bytes,
@@ -949,7 +985,7 @@ static const struct virtio_dev_ops net_ops = {
 static void build_config(struct net *n)
 {
 	memcpy(n->config, n->opts.mac, 6);
-	n->config[6] = 1;    /* VIRTIO_NET_S_LINK_UP */
+	n->config[6] = NET_S_LINK_UP;
 	n->config[7] = 0;
 	n->config[8] = 1;
 	n->config[9] = 0;

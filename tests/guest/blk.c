@@ -760,3 +760,134 @@ TESTCASE(blk_ro, no_ro_blk, 0)
 		return fail("%s", b.bad);
 	return TEST_PASS;
 }
+
+/* A full host filesystem (TF_MANUAL; tests/integration/operator.sh puts
+ * the image, sparse and larger than the filesystem, on a small tmpfs).
+ * The whole disk (up to 512 MiB) is written once in 64 KiB requests, 8 in
+ * flight.  Every request must complete, with OK or IOERR: a host ENOSPC
+ * must reach the driver as VIRTIO_BLK_S_IOERR (§5.2.6: "device or driver
+ * error"), never as a hang, another status or a dead device.  Then the
+ * device must go on: sector 0 reads back what was written there, a
+ * rewrite of it (space the host already has) succeeds and reads back,
+ * and a FLUSH gets an answer (OK or IOERR).  INFO: the statuses counted;
+ * the runner checks that IOERRs happened and that ember counted as many. */
+TESTCASE(blk_fill, no_rw_blk, TF_MANUAL)
+{
+	static struct blk b;
+	char why[160];
+	OPEN_OR_FAIL(&b, false, false, BLK_WANT, 0);
+	enum { CHUNK = 128, DEPTH = 8 };
+	void *bufs[DEPTH];
+	bool busy[DEPTH] = { false };
+	for (unsigned i = 0; i < DEPTH; i++)
+		if (!(bufs[i] = alloc((size_t)CHUNK * SECTOR, 4096)))
+			return fail("out of memory");
+	uint64_t end = MIN(b.capacity, 1ull << 20), next = 0, seed = run_seed();
+	uint64_t ok = 0, ioerr = 0, first_err = 0, t0 = now_us();
+	unsigned inflight = 0;
+	int first_status = -1;
+	while (next < end || inflight) {
+		bool added = false;
+		while (next < end && inflight < DEPTH) {
+			unsigned slot = 0;
+			while (busy[slot])
+				slot++;
+			unsigned n = (unsigned)MIN((uint64_t)CHUNK, end - next);
+			pattern_fill(bufs[slot], next, n, seed);
+			struct vq_seg s[VQ_MAX_INDIRECT];
+			unsigned ns = split_segs(&b, bufs[slot], n * SECTOR, s,
+						 b.seg_max ? MIN(b.seg_max, 60u) : 60u);
+			if (!blk_submit(&b, VIRTIO_BLK_T_OUT, next, s, ns, VQ_ADD_INDIRECT, slot | next << 8))
+				break;
+			busy[slot] = true;
+			inflight++;
+			next += n;
+			added = true;
+		}
+		if (added)
+			virtq_kick(&b.vq);
+		struct blk_req *r = blk_reap(&b);
+		if (!r)
+			return fail("write near sector %lu: no completion within %u s (%lu OK, %lu IOERR so far)",
+				    next, IO_TIMEOUT_US / 1000000, ok, ioerr);
+		uint64_t sec = r->tag >> 8;
+		busy[r->tag & 0xff] = false;
+		inflight--;
+		if (sec == 0)
+			first_status = r->status;
+		if (r->status == VIRTIO_BLK_S_OK) {
+			ok++;
+		} else if (r->status == VIRTIO_BLK_S_IOERR) {
+			if (!ioerr++ || sec < first_err)
+				first_err = sec;
+		} else {
+			return fail("write of sector %lu: status %u, want OK or IOERR", sec, r->status);
+		}
+	}
+	uint64_t t1 = now_us();
+	if (first_status != VIRTIO_BLK_S_OK)
+		return fail("the first write (sector 0) got status %d: the host had no room at all", first_status);
+	char *buf = alloc((size_t)CHUNK * SECTOR, 4096);
+	int st = blk_sync(&b, VIRTIO_BLK_T_IN, 0, buf, CHUNK * SECTOR);
+	if (st != VIRTIO_BLK_S_OK)
+		return fail("after the fill, a read of sector 0: status %d", st);
+	if (pattern_check(buf, 0, CHUNK, seed, why, sizeof(why)))
+		return fail("after the fill: %s", why);
+	uint64_t seed2 = run_seed();
+	pattern_fill(buf, 0, CHUNK, seed2);
+	if ((st = blk_sync(&b, VIRTIO_BLK_T_OUT, 0, buf, CHUNK * SECTOR)) != VIRTIO_BLK_S_OK)
+		return fail("after the fill, a rewrite of sector 0 (space the host has): status %d", st);
+	memset(buf, 0, CHUNK * SECTOR);
+	if ((st = blk_sync(&b, VIRTIO_BLK_T_IN, 0, buf, CHUNK * SECTOR)) != VIRTIO_BLK_S_OK)
+		return fail("after the rewrite, a read of sector 0: status %d", st);
+	if (pattern_check(buf, 0, CHUNK, seed2, why, sizeof(why)))
+		return fail("after the rewrite: %s", why);
+	int fl = -2;
+	if (virtio_has(b.dev, VIRTIO_BLK_F_FLUSH) &&
+	    (fl = blk_sync(&b, VIRTIO_BLK_T_FLUSH, 0, NULL, 0)) != VIRTIO_BLK_S_OK && fl != VIRTIO_BLK_S_IOERR)
+		return fail("FLUSH after the fill: status %d, want OK or IOERR", fl);
+	if (b.bad)
+		return fail("%s", b.bad);
+	info("%lu sectors in %lu writes of %u KiB: ok=%lu ioerr=%lu first_ioerr_sector=%lu flush=%s; %lu us",
+	     end, ok + ioerr, CHUNK / 2, ok, ioerr, ioerr ? first_err : 0,
+	     fl == -2 ? "n/a" : fl == VIRTIO_BLK_S_OK ? "OK" : "IOERR", t1 - t0);
+	return TEST_PASS;
+}
+
+/* ---- the I/O soak's disk half (soak.c) ---- */
+
+static struct blk soak_blk;
+static uint64_t soak_blk_bytes;
+
+enum test_result blk_soak_open(void)
+{
+	OPEN_OR_FAIL(&soak_blk, false, true, BLK_WANT, 0);
+	if (soak_blk.capacity < 4096)
+		return fail("capacity %lu sectors: the soak wants at least 2 MiB", soak_blk.capacity);
+	return TEST_PASS;
+}
+
+/* One round: a 1 MiB window (moving over the first 64 MiB) written with a
+ * fresh pattern and read back verified, request size 4-64 KiB and 1-16 in
+ * flight varying by round, interrupt-driven; a FLUSH every 8th round.  The
+ * caller brackets it with heap_mark()/heap_release(). */
+enum test_result blk_soak_round(uint64_t round)
+{
+	struct blk *b = &soak_blk;
+	uint64_t span = MIN(b->capacity, 131072ull) - 2048, first = (round * 2048) % span;
+	unsigned chunk = 8u << (round % 5), depth = 1 + (unsigned)(round % 16);
+	uint64_t seed = run_seed();
+	enum test_result r = stream(b, VIRTIO_BLK_T_OUT, first, 2048, chunk, depth, seed);
+	if (r == TEST_PASS)
+		r = stream(b, VIRTIO_BLK_T_IN, first, 2048, chunk, depth, seed);
+	if (r == TEST_PASS && round % 8 == 7 && virtio_has(b->dev, VIRTIO_BLK_F_FLUSH)) {
+		int st = blk_sync(b, VIRTIO_BLK_T_FLUSH, 0, NULL, 0);
+		if (st != VIRTIO_BLK_S_OK)
+			return fail("round %lu: FLUSH status %d", round, st);
+	}
+	if (r == TEST_PASS)
+		soak_blk_bytes += 2 * 2048 * SECTOR;
+	return r;
+}
+
+uint64_t blk_soak_bytes(void) { return soak_blk_bytes; }

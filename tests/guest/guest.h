@@ -181,6 +181,15 @@ extern const char *current_test;
 /* Benchmarks (ember.bench=KIND:ARGS): ARGS after "blk:" (bench_blk.c). */
 enum test_result bench_blk(const char *args);
 
+/* The I/O soak (soak.c): open the device once (before the rounds' heap
+ * marks), then one round of verified traffic at a time (see blk.c, net.c). */
+enum test_result blk_soak_open(void);
+enum test_result blk_soak_round(uint64_t round);
+uint64_t blk_soak_bytes(void);
+enum test_result net_soak_open(void);
+enum test_result net_soak_round(uint64_t round);
+uint64_t net_soak_frames(void);
+
 /* Called after every test (even a faulting one): devices quiesced. */
 void virtio_reset_all(void);
 

@@ -1084,3 +1084,102 @@ TESTCASE(net_rx_backpressure, no_net, TF_INTERACTIVE)
 	     got, N, now_us() - t0, N - got, n.rx.notifies);
 	return TEST_PASS;
 }
+
+/* A tap deleted under the running VM (TF_MANUAL; tests/integration/
+ * operator.sh deletes it once this test prints READY).  Frames nobody
+ * receives (broadcast, ethertype 0x88b5) go out one at a time, each
+ * waited for: every transmit buffer must come back used, before and after
+ * the tap is gone.  Once it is gone the link must go down (status without
+ * LINK_UP, VIRTIO_NET_F_STATUS) with a configuration change interrupt
+ * pending (InterruptStatus bit 1, §5.1.4.2 / §4.2.2); then 32 more frames
+ * must still come back (dropped by the device).  Waits up to 10 s. */
+TESTCASE(net_tap_loss, no_net, TF_MANUAL)
+{
+	static struct net n;
+	NET_OPEN_OR_FAIL(&n, NET_WANT, 0, 16, false);
+	if (!virtio_has(n.dev, VIRTIO_NET_F_STATUS))
+		return skip("VIRTIO_NET_F_STATUS not offered");
+	if (!(virtio_config16(n.dev, NET_CFG_STATUS) & VIRTIO_NET_S_LINK_UP))
+		return fail("link down before the tap went away");
+	static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+	uint8_t *f = alloc(ETH_MINLEN, 64);
+	eth_hdr(f, bcast, n.mac, 0x88b5);
+	uint64_t before = 0, after = 0, t_ready = 0, t_down = 0;
+	uint64_t dl = deadline_after_us(10 * 1000 * 1000);
+	while (after < 32) {
+		if (net_send(&n, f, ETH_MINLEN, NULL, false, true) || !tx_drain(&n, NET_TIMEOUT_US))
+			return fail("%s after %lu frames with the link up, %lu down",
+				    n.bad ? n.bad : "a transmit buffer was not used back", before, after);
+		if (!(virtio_config16(n.dev, NET_CFG_STATUS) & VIRTIO_NET_S_LINK_UP)) {
+			if (!after++)
+				t_down = now_us();
+		} else {
+			if (after)
+				return fail("the link came back up after going down");
+			before++;
+		}
+		if (before == 32 && !t_ready) {
+			printf("READY net_tap_loss\n");
+			t_ready = now_us();
+		}
+		if (deadline_passed(dl))
+			return fail("the link never went down (%lu frames sent)", before);
+		udelay(500);
+	}
+	uint32_t isr = virtio_read(n.dev, VIRTIO_MMIO_INTERRUPT_STATUS);
+	if (!(isr & VIRTIO_INT_CONFIG))
+		return fail("the link went down without a configuration change interrupt (InterruptStatus 0x%x)",
+			    isr);
+	virtio_write(n.dev, VIRTIO_MMIO_INTERRUPT_ACK, isr);
+	info("%lu frames sent with the link up, %lu after it went down (%lu ms after READY); "
+	     "every buffer used back; InterruptStatus 0x%x", before, after, (t_down - t_ready) / 1000, isr);
+	return TEST_PASS;
+}
+
+/* ---- the I/O soak's network half (soak.c), with the peer ---- */
+
+static struct net soak_net;
+static uint64_t soak_net_frames;
+
+enum test_result net_soak_open(void)
+{
+	NET_OPEN_OR_FAIL(&soak_net, NET_WANT, 0, 256, true);
+	return TEST_PASS;
+}
+
+/* One round: 32 frames of 60..1514 bytes to the peer (it checks every
+ * byte and reports), then 32 from it, received interrupt-driven and
+ * verified (net_tx and net_rx in small).  The caller brackets it with
+ * heap_mark()/heap_release(). */
+enum test_result net_soak_round(uint64_t round)
+{
+	struct net *n = &soak_net;
+	enum { N = 32 };
+	uint32_t session = new_session(), got;
+	uint8_t *f = alloc(ETH_MAXLEN, 64), seen[N / 8] = { 0 };
+	uint64_t bytes = 0;
+	struct report r;
+	if (!f)
+		return fail("out of memory");
+	for (uint32_t seq = 0; seq < N; seq++) {
+		uint32_t len = tgnet_len(seq, ETH_MINLEN, ETH_MAXLEN);
+		build_msg(n, f, len, (struct tgnet_msg){ .type = TGNET_DATA, .test = TGNET_T_TX, .session = session,
+							 .seq = seq, .count = N, .arg0 = ETH_MINLEN, .arg1 = ETH_MAXLEN });
+		if (net_send(n, f, len, NULL, seq & 1, (seq & 7) == 7 || seq + 1 == N))
+			return fail("round %lu: %s", round, n->bad);
+		bytes += len;
+	}
+	const char *why = peer_report(n, TGNET_T_TX, session, &r);
+	if (why)
+		return fail("round %lu: %s", round, why);
+	if (r.good != N || r.bad || r.dup || r.bytes != bytes)
+		return fail("round %lu: peer got %u/%u good frames, %u bad, %u duplicates: %s", round, r.good, N,
+			    r.bad, r.dup, r.text[0] ? r.text : "-");
+	session = new_session();
+	if ((why = rx_frames(n, TGNET_T_RX, session, N, ETH_MINLEN, ETH_MAXLEN, seen, &got)))
+		return fail("round %lu: %s (%u/%u frames from the peer)", round, why, got, N);
+	soak_net_frames += 2 * N;
+	return TEST_PASS;
+}
+
+uint64_t net_soak_frames(void) { return soak_net_frames; }

@@ -310,6 +310,17 @@ static enum test_result rx_check(const char *got, size_t n, const char *want)
 	return TEST_PASS;
 }
 
+/* How long the interactive tests wait for their line: 10 s, or
+ * testguest.rx_timeout=SECS (a runner that holds many VMs at READY at once,
+ * tests/integration/soak.sh, needs longer). */
+static uint64_t rx_timeout_s(void)
+{
+	char buf[16];
+	const char *v = cmdline_value("testguest.rx_timeout", buf, sizeof(buf));
+	uint64_t s = v ? parse_u64(v, NULL) : 0;
+	return s ? MIN(s, 3600u) : 10;
+}
+
 TESTCASE(serial_rx_poll, NULL, TF_INTERACTIVE)
 {
 	char buf[160];
@@ -318,14 +329,15 @@ TESTCASE(serial_rx_poll, NULL, TF_INTERACTIVE)
 	rx_drain();
 	printf("READY serial_rx_poll\n");
 	console_flush();
-	uint64_t d = deadline_after_us(10 * 1000 * 1000);
+	uint64_t d = deadline_after_us(rx_timeout_s() * 1000 * 1000);
 	for (;;) {
 		uint8_t lsr = rd(LSR);
 		if (lsr & LSR_OE)
 			overrun = true;
 		if (!(lsr & LSR_DR)) {
 			if (deadline_passed(d))
-				return fail("timed out after %u bytes (no newline within 10 s)", (unsigned)n);
+				return fail("timed out after %u bytes (no newline within %lu s)", (unsigned)n,
+					    rx_timeout_s());
 			cpu_relax();
 			continue;
 		}
@@ -354,7 +366,7 @@ TESTCASE(serial_rx_irq, NULL, TF_INTERACTIVE)
 	wr(IER, 0x01); /* received data available */
 	printf("READY serial_rx_irq\n");
 	console_flush();
-	uint64_t d = deadline_after_us(10 * 1000 * 1000);
+	uint64_t d = deadline_after_us(rx_timeout_s() * 1000 * 1000);
 	while (!done) {
 		uint64_t seen = irq_total;
 		if (irq_count[vec] == seen_vec) {

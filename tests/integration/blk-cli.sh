@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# --disk: every bad disk input gives exit status 1 and exactly one stderr
-# line naming the path (or option) and the reason; good disks boot.
+# --disk: every bad disk input gives exactly one stderr line naming the path
+# (or option) and the reason, exit status 2 for a malformed --disk value,
+# 1 for a file that cannot be used; good disks boot.
 . "$(dirname "$0")/lib.sh"
 
 G=$KVMGUEST/hello.elf
@@ -20,7 +21,7 @@ nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups)
 expect missing 1 "ember: --disk $TMP/nope: cannot open: No such file or directory" \
 	"$EMBER" --kernel "$G" --disk "$TMP/nope"
 expect directory 1 "ember: --disk $TMP/dir: is a directory" "$EMBER" --kernel "$G" --disk "$TMP/dir"
-expect not-a-file 1 "ember: --disk /dev/null: not a regular file or block device" \
+expect not-a-file 1 "ember: --disk /dev/null: not a regular file or block device \\(a character device\\)" \
 	"$EMBER" --kernel "$G" --disk /dev/null
 expect size-not-sectors 1 "ember: --disk $TMP/odd.img: size 1000 bytes is not a multiple of 512" \
 	"$EMBER" --kernel "$G" --disk "$TMP/odd.img"
@@ -30,19 +31,63 @@ expect unreadable 1 "ember: --disk $TMP/secret.img: cannot open: Permission deni
 	"${nobody[@]}" "$EMBER" --kernel "$TMP/pub.elf" --disk "$TMP/secret.img,ro"
 expect unwritable 1 "ember: --disk $TMP/readonly.img: cannot open read-write \(add ,ro for a read-only disk\): Permission denied" \
 	"${nobody[@]}" "$EMBER" --kernel "$TMP/pub.elf" --disk "$TMP/readonly.img"
-expect unknown-option 1 "ember: --disk $A: unknown option 'rw' \(expected ro, root, direct or serial=ID\)" \
+expect unknown-option 2 "ember: --disk $A: unknown option 'rw' \(expected ro, root, direct or serial=ID\)" \
 	"$EMBER" --kernel "$G" --disk "$A,rw"
-expect serial-too-long 1 "ember: --disk $A: serial must be 1 to 20 characters" \
+expect serial-too-long 2 "ember: --disk $A: serial must be 1 to 20 characters" \
 	"$EMBER" --kernel "$G" --disk "$A,serial=123456789012345678901"
-expect no-path 1 "ember: --disk ',ro': needs a path before the options" "$EMBER" --kernel "$G" --disk ,ro
+expect no-path 2 "ember: --disk ',ro': needs a path before the options" "$EMBER" --kernel "$G" --disk ,ro
 expect missing-value 2 "ember: --disk needs a value \(see ember --help\)" "$EMBER" --kernel "$G" --disk
-expect two-roots 1 "ember: --disk $TMP/b.img,root: only one disk can be the root \($A already is\)" \
+expect two-roots 2 "ember: --disk $TMP/b.img,root: only one disk can be the root \($A already is\)" \
 	"$EMBER" --kernel "$G" --disk "$A,root" --disk "$TMP/b.img,root"
 expect same-image 1 "ember: --disk $TMP/./a.img: the same image as --disk $A" \
 	"$EMBER" --kernel "$G" --disk "$A" --disk "$TMP/./a.img,ro"
+mkfifo "$TMP/fifo"
+ln -s loop-b "$TMP/loop-a" && ln -s loop-a "$TMP/loop-b"
+expect empty-path 2 "ember: --disk '': needs a path before the options" "$EMBER" --kernel "$G" --disk ""
+expect fifo 1 "ember: --disk $TMP/fifo: not a regular file or block device \(a FIFO\)" "$EMBER" --kernel "$G" --disk "$TMP/fifo"
+expect dev-zero 1 "ember: --disk /dev/zero: not a regular file or block device \(a character device\)" \
+	"$EMBER" --kernel "$G" --disk /dev/zero
+expect symlink-loop 1 "ember: --disk $TMP/loop-a: cannot open: Too many levels of symbolic links" \
+	"$EMBER" --kernel "$G" --disk "$TMP/loop-a"
+expect empty-option 2 "ember: --disk $A: unknown option '' \(expected ro, root, direct or serial=ID\)" \
+	"$EMBER" --kernel "$G" --disk "$A,"
+expect option-twice 2 "ember: --disk $A: 'ro' given twice" "$EMBER" --kernel "$G" --disk "$A,ro,root,ro"
+expect serial-twice 2 "ember: --disk $A: serial= given twice" "$EMBER" --kernel "$G" --disk "$A,serial=a,serial=b"
+expect serial-empty 2 "ember: --disk $A: serial must be 1 to 20 characters" "$EMBER" --kernel "$G" --disk "$A,serial="
+expect serial-not-printable 2 "ember: --disk $A: serial must be printable ASCII without spaces" \
+	"$EMBER" --kernel "$G" --disk "$A,serial=a b"
 many=()
 for i in 1 2 3 4 5 6 7 8 9; do many+=(--disk "$A"); done
-expect too-many 1 "ember: --disk $A: too many disks \(at most 8\)" "$EMBER" --kernel "$G" "${many[@]}"
+expect too-many 2 "ember: --disk $A: too many disks \(at most 8\)" "$EMBER" --kernel "$G" "${many[@]}"
+
+# An image on a read-only filesystem (a tmpfs remounted ro, in a private
+# mount namespace).
+mkdir -p "$TMP/rofs"
+expect read-only-filesystem 1 "ember: --disk $TMP/rofs/x.img: cannot open read-write \(add ,ro for a read-only disk\): Read-only file system" \
+	unshare -m bash -c 'mount -t tmpfs -o size=1m none "$1" && truncate -s 64K "$1/x.img" &&
+		mount -o remount,ro "$1" && shift && exec "$@"' _ "$TMP/rofs" "$EMBER" --kernel "$G" --disk "$TMP/rofs/x.img"
+# Block devices: loop devices over small images (needs root and losetup).
+loops=()
+trap 'for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null; done; rm -rf "$TMP"' EXIT
+loopdev() { # FILE [-r]: attach, print the device
+	local l
+	l=$(losetup -f --show "$@" 2>/dev/null) || return 1
+	loops+=("$l")
+	echo "$l"
+}
+if [ "$(id -u)" = 0 ] && command -v losetup >/dev/null && have_kvm &&
+	truncate -s 1M "$TMP/bd.img" "$TMP/bdro.img" && BD=$(loopdev "$TMP/bd.img") &&
+	BDRO=$(loopdev -r "$TMP/bdro.img"); then
+	loops=("$BD" "$BDRO")
+	expect block-device 0 "" "$EMBER" --kernel "$G" --console none --disk "$BD"
+	expect block-device-read-only 1 "ember: --disk $BDRO: is a read-only block device \(add ,ro for a read-only disk\)" \
+		"$EMBER" --kernel "$G" --disk "$BDRO"
+	expect block-device-read-only-ro 0 "" "$EMBER" --kernel "$G" --console none --disk "$BDRO,ro"
+else
+	for t in block-device block-device-read-only block-device-read-only-ro; do
+		skip "blk-cli/$t" "needs root, losetup, loop devices and /dev/kvm"
+	done
+fi
 
 # Locks: a writer excludes everyone, readers share.
 flock -F -x "$A" sleep 30 &

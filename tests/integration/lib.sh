@@ -12,8 +12,10 @@ pass() { echo "PASS $1"; }
 fail() { echo "FAIL $1: $2"; }
 skip() { echo "SKIP $1: $2"; }
 
-# A scratch directory removed when the script exits.
-TMP=$(mktemp -d /tmp/ember-test.XXXXXX)
+# A scratch directory removed when the script exits (under $TMPDIR if set:
+# a long run, make soak, may want it out of reach of whatever cleans /tmp;
+# the tests that run as nobody need it world-searchable).
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/ember-test.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 
 # have_kvm: /dev/kvm is usable by this user.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# --net: every bad network input gives exit status 1 (2 for a missing value)
-# and exactly one stderr line naming the tap (or the value) and the reason;
+# --net: every bad network input gives exactly one stderr line naming the
+# tap (or the value) and the reason, exit status 2 for a malformed --net
+# value, 1 for a tap that cannot be used;
 # a good tap boots.  The taps live in a private network namespace
 # (ember-nc-PID), removed on every exit path.
 . "$(dirname "$0")/lib.sh"
@@ -11,25 +12,38 @@ EXPECT_GROUP=net-cli
 
 # ---- values rejected before any tap is touched ----
 expect missing-value 2 "ember: --net needs a value \(see ember --help\)" "$EMBER" --kernel "$G" --net
-expect no-name 1 "ember: --net ',mac=02:00:00:00:00:01': needs a tap name before the options" \
+expect no-name 2 "ember: --net ',mac=02:00:00:00:00:01': needs a tap name before the options" \
 	"$EMBER" --kernel "$G" --net ,mac=02:00:00:00:00:01
-expect name-too-long 1 "ember: --net abcdefghijklmnop: interface name longer than 15 characters" \
+expect name-too-long 2 "ember: --net abcdefghijklmnop: interface name longer than 15 characters" \
 	"$EMBER" --kernel "$G" --net abcdefghijklmnop
-expect bad-name 1 "ember: --net 'a/b': not a valid interface name" "$EMBER" --kernel "$G" --net a/b
-expect unknown-option 1 "ember: --net tap0: unknown option 'vhost=on' \(expected mac=XX:XX:XX:XX:XX:XX\)" \
+expect bad-name 2 "ember: --net 'a/b': not a valid interface name" "$EMBER" --kernel "$G" --net a/b
+expect unknown-option 2 "ember: --net tap0: unknown option 'vhost=on' \(expected mac=XX:XX:XX:XX:XX:XX\)" \
 	"$EMBER" --kernel "$G" --net tap0,vhost=on
-expect mac-invalid 1 "ember: --net tap0: invalid MAC address '02:00:00:00:00:zz' \(expected six hex bytes like 02:00:00:00:00:01\)" \
+expect mac-invalid 2 "ember: --net tap0: invalid MAC address '02:00:00:00:00:zz' \(expected six hex bytes like 02:00:00:00:00:01\)" \
 	"$EMBER" --kernel "$G" --net tap0,mac=02:00:00:00:00:zz
-expect mac-short 1 "ember: --net tap0: invalid MAC address '02:00:00:00:01' \(expected six hex bytes like 02:00:00:00:00:01\)" \
+expect mac-short 2 "ember: --net tap0: invalid MAC address '02:00:00:00:01' \(expected six hex bytes like 02:00:00:00:00:01\)" \
 	"$EMBER" --kernel "$G" --net tap0,mac=02:00:00:00:01
-expect mac-multicast 1 "ember: --net tap0: MAC address 01:00:5e:00:00:01 is a multicast address \(the first byte must be even\)" \
+expect mac-multicast 2 "ember: --net tap0: MAC address 01:00:5e:00:00:01 is a multicast address \(the first byte must be even\)" \
 	"$EMBER" --kernel "$G" --net tap0,mac=01:00:5e:00:00:01
-expect mac-zero 1 "ember: --net tap0: MAC address 00:00:00:00:00:00 is all zeros" \
+expect mac-zero 2 "ember: --net tap0: MAC address 00:00:00:00:00:00 is all zeros" \
 	"$EMBER" --kernel "$G" --net tap0,mac=00:00:00:00:00:00
-expect too-many 1 "ember: --net t4: too many network devices \(at most 4\)" \
+expect too-many 2 "ember: --net t4: too many network devices \(at most 4\)" \
 	"$EMBER" --kernel "$G" --net t0 --net t1 --net t2 --net t3 --net t4
-expect same-tap 1 "ember: --net t0: the same tap as an earlier --net" \
+expect same-tap 2 "ember: --net t0: the same tap as an earlier --net" \
 	"$EMBER" --kernel "$G" --net t0 --net t1 --net t0,mac=02:00:00:00:00:01
+expect empty-name 2 "ember: --net '': needs a tap name before the options" "$EMBER" --kernel "$G" --net ""
+expect dot-name 2 "ember: --net '..': not a valid interface name" "$EMBER" --kernel "$G" --net ..
+expect space-name 2 "ember: --net 'a b': not a valid interface name" "$EMBER" --kernel "$G" --net "a b"
+expect mac-broadcast 2 "ember: --net tap0: MAC address ff:ff:ff:ff:ff:ff is a multicast address \(the first byte must be even\)" \
+	"$EMBER" --kernel "$G" --net tap0,mac=ff:ff:ff:ff:ff:ff
+expect mac-empty 2 "ember: --net tap0: invalid MAC address '' \(expected six hex bytes like 02:00:00:00:00:01\)" \
+	"$EMBER" --kernel "$G" --net tap0,mac=
+expect mac-long 2 "ember: --net tap0: invalid MAC address '02:00:00:00:00:01:02' \(expected six hex bytes like 02:00:00:00:00:01\)" \
+	"$EMBER" --kernel "$G" --net tap0,mac=02:00:00:00:00:01:02
+expect mac-dashes 2 "ember: --net tap0: invalid MAC address '02-00-00-00-00-01' \(expected six hex bytes like 02:00:00:00:00:01\)" \
+	"$EMBER" --kernel "$G" --net tap0,mac=02-00-00-00-00-01
+expect mac-twice 2 "ember: --net tap0: mac= given twice" "$EMBER" --kernel "$G" --net tap0,mac=02:00:00:00:00:01,mac=02:00:00:00:00:02
+expect empty-option 2 "ember: --net tap0: unknown option '' \(expected mac=XX:XX:XX:XX:XX:XX\)" "$EMBER" --kernel "$G" --net tap0,
 if "$EMBER" --help | grep -q -- '--net TAP\[,mac=XX:XX:XX:XX:XX:XX\]'; then
 	pass net-cli/help
 else
@@ -37,7 +51,7 @@ else
 fi
 
 # ---- taps: in a private namespace ----
-TAPTESTS=(tap-missing not-a-tap tun-unusable tap-not-owned no-vnet-hdr tap-busy restart-after-kill boots)
+TAPTESTS=(tap-missing not-a-tap loopback tun-unusable tap-not-owned no-vnet-hdr tap-busy restart-after-kill boots)
 why=
 if [ "$(id -u)" != 0 ]; then why="needs root (network namespace, taps)"
 elif ! command -v ip >/dev/null; then why="no ip(8) (iproute2)"
@@ -72,6 +86,8 @@ expect tap-missing 1 "ember: --net nope0: no such network interface \(create the
 	"${NSX[@]}" "$EMBER" --kernel "$G" --net nope0
 expect not-a-tap 1 "ember: --net nctun0: not a tap device, or a multi-queue one \(ember attaches to a single-queue tap: ip tuntap add dev NAME mode tap\)" \
 	"${NSX[@]}" "$EMBER" --kernel "$G" --net nctun0
+expect loopback 1 "ember: --net lo: not a tap device, or a multi-queue one \(ember attaches to a single-queue tap: ip tuntap add dev NAME mode tap\)" \
+	"${NSX[@]}" "$EMBER" --kernel "$G" --net lo
 # No permission, both ways: /dev/net/tun closed to the user (a copy of the
 # node with mode 0600 bound over it), and open but the tap owned by root
 # (nctap2, "user 0"; a copy with mode 0666: TUNSETIFF refuses; a tap without
