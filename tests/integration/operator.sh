@@ -35,7 +35,7 @@ fi
 # other_lines FILE: stderr lines that are neither the software-KVM notice
 # nor --boot-time's report.
 other_lines() {
-	err_lines "$1" | grep -vE '^ember: (boot-time: |exits [0-9]|serial: [0-9]+ bytes|io_uring: setup|virtio-(blk|net)[0-9]+:? .*(reads|rx [0-9]+ packets))'
+	err_lines "$1" | grep -vE '^ember: (boot-time: |exits [0-9]|serial: [0-9]+ bytes|io_uring: setup|virtio-(blk|net)[0-9]+:? .*(reads|rx [0-9]+ packets)|virtio-(blk|net)[0-9]+ transport: )'
 }
 
 # ---- a full host filesystem ----

@@ -84,12 +84,12 @@ vm_threads() { cat "/proc/$1"/task/*/comm 2>/dev/null | grep -vcE '^(iou-wrk-|kv
 # blk.c and net.c open, and why:
 #   5    /dev/kvm, the VM, the io_uring ring, the stop eventfd, 1 vCPU
 #   +1   per further vCPU
-#   +4   per disk: the image, its lock descriptor (kept out of the ring, so
-#        a killed ember's lock dies with it), queue-notify eventfd, irqfd
+#   +3   per disk: the image (which also holds its lock), queue-notify
+#        eventfd, irqfd
 #   +1   per ,direct disk: the buffered descriptor for unaligned requests
 #   +5   per NIC: the tap, 2 queue-notify eventfds, irqfd, quiesce eventfd
 #   +2   --console stdio: UART room and output-pending eventfds
-expected_fds() { echo $((5 + ($1 - 1) + 4 * $2 + $3 + 5 * $4 + 2 * $5)); }
+expected_fds() { echo $((5 + ($1 - 1) + 3 * $2 + $3 + 5 * $4 + 2 * $5)); }
 # taps_busy: taps in the namespace still attached (carrier up).
 taps_busy() { ip netns exec "$NS" ip -o link show 2>/dev/null | grep 'sctap' | grep -vc 'NO-CARRIER'; }
 # kern_kib: kernel memory a leaked VM, ring or tap would hold and user
