@@ -431,6 +431,19 @@ static void iov_advance(struct blk_req *r, uint64_t done)
 	}
 }
 
+/* Statistics of a READ or WRITE: 'bytes' more moved, and the request
+ * counted once it completed OK ('whole'), so a request the host failed
+ * counts as an I/O error only, and its bytes as far as they went. */
+static void rw_count(struct blk_req *r, uint64_t bytes, bool whole)
+{
+	struct blk_stats *st = &r->b->stats;
+	bool in = r->type == VIRTIO_BLK_T_IN;
+
+	atomic_fetch_add(in ? &st->bytes_read : &st->bytes_written, bytes);
+	if (whole)
+		atomic_fetch_add(in ? &st->reads : &st->writes, 1);
+}
+
 /* The image failed a request (a full host filesystem: ENOSPC, a failing
  * device: EIO): the guest gets IOERR, the VM goes on.  One line per disk,
  * on a flag of its own so that a guest error logged before cannot hide
@@ -479,6 +492,7 @@ static void rw_done(struct loop_op *op, int res)
 		 * with the rest. */
 		r->off += (unsigned)res;
 		r->left -= (unsigned)res;
+		rw_count(r, (unsigned)res, !r->left);
 		if (r->left) {
 			iov_advance(r, (unsigned)res);
 			rw_submit(r);
@@ -699,15 +713,10 @@ static int start_rw(struct blk *b, struct blk_req *r, const struct vq_chain *c, 
 	if (!chain_iov(r, c, in, in ? 0 : 16, len))
 		return VIRTIO_BLK_S_IOERR;
 	r->used_len = in ? (uint32_t)len + 1 : 1;
-	if (in) {
-		atomic_fetch_add(&b->stats.reads, 1);
-		atomic_fetch_add(&b->stats.bytes_read, len);
-	} else {
-		atomic_fetch_add(&b->stats.writes, 1);
-		atomic_fetch_add(&b->stats.bytes_written, len);
-	}
-	if (len == 0)
+	if (len == 0) {
+		rw_count(r, 0, true);
 		return VIRTIO_BLK_S_OK;
+	}
 	r->off = sector * SECTOR;
 	r->left = len;
 	r->file = b->file;

@@ -82,6 +82,8 @@ struct blk_opts {
 };
 
 struct blk_stats {
+	/* reads, writes: requests completed OK; bytes_*: bytes the image
+	 * actually transferred (a failed request's partial part included). */
 	atomic_ulong reads, writes, flushes, get_ids, discards, write_zeroes;
 	atomic_ulong bytes_read, bytes_written;
 	atomic_ulong io_errors;    /* host I/O failed: IOERR to the guest */

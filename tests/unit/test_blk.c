@@ -606,6 +606,7 @@ TEST(reset_with_request_in_flight)
 	uint32_t hdr[4] = { VIRTIO_BLK_T_IN, 0, 0, 0 };
 	pthread_t th;
 	uint64_t t0;
+	unsigned inflight;
 
 	open_disk("", ALL_FEATURES);
 	h = alloc(16);
@@ -620,11 +621,13 @@ TEST(reset_with_request_in_flight)
 
 		add_chain(s, 3);
 	}
+	inflight = loop.inflight;
 	kick();
 	/* One iteration: the notify is seen and the read queued on the ring
 	 * (not yet submitted). */
 	loop_once(&loop, false);
-	CHECK_EQ(atomic_load(&blk_get_stats(b)->reads), 1);
+	CHECK_EQ(loop.inflight, inflight + 1);
+	CHECK_EQ(atomic_load(&blk_get_stats(b)->reads), 0);   /* counted once done */
 	/* The driver resets on another vCPU; the reset waits for the read,
 	 * which this thread (the loop) completes. */
 	atomic_store(&reset_done, false);
@@ -847,6 +850,15 @@ TEST(counters_say_what_happened)
 	CHECK_EQ(request(VIRTIO_BLK_T_DISCARD, 0, p, 16).status, VIRTIO_BLK_S_UNSUPP);
 	CHECK_EQ(request(VIRTIO_BLK_T_WRITE_ZEROES, 0, p, 16).status, VIRTIO_BLK_S_IOERR);
 	CHECK_EQ(atomic_load(&st->bad_requests) - before, 5);
+	/* Refused requests moved nothing; ones that complete are counted. */
+	CHECK_EQ(atomic_load(&st->reads) + atomic_load(&st->writes), 0);
+	CHECK_EQ(atomic_load(&st->bytes_read) + atomic_load(&st->bytes_written), 0);
+	CHECK_EQ(request(VIRTIO_BLK_T_OUT, 1, d, 512).status, VIRTIO_BLK_S_OK);
+	CHECK_EQ(request(VIRTIO_BLK_T_IN, 1, d, 512).status, VIRTIO_BLK_S_OK);
+	CHECK_EQ(atomic_load(&st->writes), 1);
+	CHECK_EQ(atomic_load(&st->bytes_written), 512);
+	CHECK_EQ(atomic_load(&st->reads), 1);
+	CHECK_EQ(atomic_load(&st->bytes_read), 512);
 	/* Reset, then a notify before DRIVER_OK: counted as ignored. */
 	before = atomic_load(&t->stats.resets);
 	wr(VIRTIO_MMIO_STATUS, 0);
