@@ -51,6 +51,8 @@
 #   20-21 VMM CPU seconds per round (vCPU thread left out): ember QEMU
 #   22-24 p50 latency, us: ember QEMU fio
 #   25-26 the vCPU thread's time on CPU, % of the window: ember QEMU
+#   27-29 the best round's IOPS: ember QEMU fio
+#   30-31 one QueueNotify exit as the guest timed it, us: ember QEMU
 set -u
 source "$(dirname "$0")/common.sh"
 TOTAL=${BENCH_SECS:-10}
@@ -218,15 +220,16 @@ for r in $(seq "$ROUNDS"); do
 	done
 done
 
-# M TEST WHO METRIC [FORMAT]: the median over the rounds.
+# M TEST WHO METRIC [FORMAT]: the median over the rounds; mx: the largest.
 M() { med "${4:-%.1f}" ${V[$1,$2,$3]:-}; }
+mx() { printf '%s\n' ${V[$1,$2,$3]:-} | grep -E '^[0-9.]+$' | sort -g | tail -n 1 | grep . || echo -; }
 
 echo "### Block I/O: test guest's polling virtio-blk driver vs host fio (median of $ROUNDS round(s) of $SECS s per test, $FILE_MB MiB file on ext4, O_DIRECT)"
 echo
 echo "| test | ember IOPS | QEMU IOPS | ember / QEMU | host fio IOPS | ember % of fio | QEMU % of fio | ember MiB/s | QEMU MiB/s | fio MiB/s |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 dat="# ember vs QEMU microvm vs host fio, virtio-blk, medians of $ROUNDS rounds of $SECS s (columns: see bench/blk.sh)"
-dat+=$'\n'"# test rw bs qd ember_iops qemu_iops fio_iops ember_mibps qemu_mibps fio_mibps ember_lat_us qemu_lat_us fio_lat_us ember_p99_us qemu_p99_us fio_p99_us ember_iops_per_cpus qemu_iops_per_cpus fio_iops_per_cpus ember_cpu_s qemu_cpu_s ember_p50_us qemu_p50_us fio_p50_us ember_vcpu_pct qemu_vcpu_pct"
+dat+=$'\n'"# test rw bs qd ember_iops qemu_iops fio_iops ember_mibps qemu_mibps fio_mibps ember_lat_us qemu_lat_us fio_lat_us ember_p99_us qemu_p99_us fio_p99_us ember_iops_per_cpus qemu_iops_per_cpus fio_iops_per_cpus ember_cpu_s qemu_cpu_s ember_p50_us qemu_p50_us fio_p50_us ember_vcpu_pct qemu_vcpu_pct ember_best_iops qemu_best_iops fio_best_iops ember_notify_us qemu_notify_us"
 cpu_rows= raw=
 for t in "${tests[@]}"; do
 	read -r name rw bs qd <<<"$t"
@@ -242,6 +245,7 @@ for t in "${tests[@]}"; do
 	done
 	dat+=" $epc $qpc $fpc $ecs $qcs $(M "$name" e p50) $(M "$name" q p50) $(M "$name" f p50)"
 	dat+=" $(M "$name" e vcpu %.0f) $(M "$name" q vcpu %.0f)"
+	dat+=" $(mx "$name" e iops) $(mx "$name" q iops) $(mx "$name" f iops) $(M "$name" e ntf) $(M "$name" q ntf)"
 	raw+="| $rw $bs QD$qd | ${V[$name,e,iops]:-} | ${V[$name,q,iops]:-} | ${V[$name,f,iops]:-} |"$'\n'
 done
 echo

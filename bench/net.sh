@@ -33,8 +33,9 @@
 # context), alike for both VMMs.
 #
 # Env: BENCH_SECS (6 per test and VMM, all rounds together), NET_ROUNDS (3;
-# each round BENCH_SECS/NET_ROUNDS s), BENCH_OUT (build/bench: net.dat and
-# net.log go there).  Needs root (namespace, tap), ip(8).  ~1.5 min with the
+# each round BENCH_SECS/NET_ROUNDS s), NET_TESTS (which of tx1514 tx60
+# rx1514 rx60, all by default), BENCH_OUT (build/bench: net.dat and net.log
+# go there).  Needs root (namespace, tap), ip(8).  ~1.5 min with the
 # defaults.
 #
 # Prints markdown tables; writes $BENCH_OUT/net.dat, one line per test,
@@ -216,7 +217,10 @@ QEMU_NET=("$QEMU" -M microvm,acpi=off,x-option-roms=off,pit=off,pic=off,rtc=off,
 	-netdev "tap,id=n0,ifname=$TAP,script=no,downscript=no,vhost=off"
 	-device "virtio-net-device,netdev=n0,mac=$MAC")
 
-tests=("tx1514 tx 1514" "tx60 tx 60" "rx1514 rx 1514" "rx60 rx 60")
+tests=()
+for t in "tx1514 tx 1514" "tx60 tx 60" "rx1514 rx 1514" "rx60 rx 60"; do
+	[[ " ${NET_TESTS:-tx1514 tx60 rx1514 rx60} " == *" ${t%% *} "* ]] && tests+=("$t")
+done
 declare -A V
 add() { V[$1,$2,$3]+="$4 "; }
 # record TEST WHO DIR: a VMM round's values from RES, PRES, CPU, VCPU.
