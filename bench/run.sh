@@ -291,11 +291,20 @@ $bb32_e IOPS on ember against fio's best $bb32_f.  What the VMM itself
 spends per request is in the CPU table: $bpc_e IOPS per VMM CPU-second
 on ember against $bpc_q on QEMU at QD32, both submitting through io_uring
 to the same O_DIRECT file (QEMU: \`aio=io_uring,cache=none\`), so for large
-sequential transfers the host's disk, not either VMM, sets the rate (its
-throughput varies by 2x between rounds: the per-round IOPS).  Where ember
-is not 1.2x QEMU, the difference left is inside that noise; no ember
-function stood out in a profile of the I/O thread (io_uring submission and
-the block layer do the work).
+sequential transfers the host's disk sets the rate (its throughput
+varies by 2x between rounds: the per-round IOPS), and there QEMU has an
+advantage ember lacks: its virtio-blk merges adjacent requests into one
+host I/O (QEMU's multireq merging).  Counted during development with
+\`perf stat -e io_uring:io_uring_submit_req -p PID\` over 1 s of 128k
+sequential writes at QD8: QEMU submitted 2368 io_uring requests for
+~18900 guest requests (8 merged into one 1 MiB write), ember 13263 for
+~12400 (one each, plus its eventfd reads), while its I/O thread was busy
+less than a fifth of the time: what holds ember back there is the size of
+the host I/O, not its CPU.  Merging adjacent reads and writes in
+virtio/blk.c (process(): chains popped in one pass whose sectors follow
+each other, one READV/WRITEV with all their iovecs, completion split back
+per request) is what ember needs for the sequential rows; at 4k random
+there is nothing to merge and ember's lower CPU per request shows.
 
 ### Network (>= 1.2x QEMU)
 
