@@ -29,12 +29,13 @@ set style line 3 lc rgb "#7570b3" lw 2
 set grid ytics lc rgb "#dddddd"
 set border 3
 set tics nomirror
-set key top left noopaque
+set key inside top center horizontal noopaque
+set offsets 0, 0, graph 0.15, 0
+set bmargin 4
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
-set boxwidth 0.9
-set bmargin 4'
+set boxwidth 0.9'
 
 # plot NAME GNUPLOT-BODY: write $PLOTS/bench-NAME.$FMT.
 plot() {
@@ -57,7 +58,7 @@ set xlabel 'ms (log scale)'
 set ylabel 'fraction of runs'
 set logscale x
 set grid xtics ytics lc rgb '#dddddd'
-set key bottom right
+set key inside bottom right
 set yrange [0:1]
 plot '$tmp/s-ember' using 1:2 with steps ls 1 title 'ember', '$tmp/s-qemu' using 1:2 with steps ls 2 title 'QEMU microvm'"
 fi
@@ -88,7 +89,6 @@ if have blk.dat blk; then
 set ylabel 'IOPS (log scale)'
 set logscale y
 set format y '%.0s%c'
-set key top right
 plot '$tmp/blk' using 2:xtic(1) ls 1 title 'ember', '' using 3 ls 2 title 'QEMU microvm', '' using 4 ls 3 title 'host fio'"
 	# QD1 4k random read latency: mean (cols 11-13), p50 (22-24), p99 (14-16) of the first line.
 	awk '!/^#/ && $1 == "rr4k_qd1" { printf "mean %s %s %s\np50 %s %s %s\np99 %s %s %s\n", $11, $12, $13, $22, $23, $24, $14, $15, $16 }' \
@@ -109,12 +109,10 @@ if have net.dat net; then
 set ylabel 'frames per second'
 set format y '%.0s%c'
 set yrange [0:*]
-set key top right
 plot '$tmp/net' using 2:xtic(1) ls 1 title 'ember', '' using 3 ls 2 title 'QEMU microvm', '' using 4 ls 3 title 'host alone'"
 	plot net-cpu "set title 'Network: VMM CPU per frame (all VMM threads but the vCPU)'
 set ylabel 'microseconds per frame'
 set yrange [0:*]
-set key top right
 plot '$tmp/net' using 8:xtic(1) ls 1 title 'ember', '' using 9 ls 2 title 'QEMU microvm', '' using 10 ls 3 title 'host alone (read/write loop)'"
 fi
 exit 0
