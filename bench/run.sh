@@ -312,7 +312,7 @@ Without vhost (this host has no /dev/vhost-net) every frame costs a VMM a
 trip through the tap in the kernel, and on this host both VMMs' I/O
 threads run far from a full core (the vCPU, the I/O thread and the peer
 share 2 cores with the other load), so the rate follows the VMM's CPU per
-frame.  VMM CPU per frame, ember / QEMU / host alone (us): guest -> host
+frame and how promptly its I/O thread gets a CPU.  VMM CPU per frame, ember / QEMU / host alone (us): guest -> host
 1514 B: $(net_cpf tx1514), 60 B: $(net_cpf tx60); host -> guest 1514 B:
 $(net_cpf rx1514), 60 B: $(net_cpf rx60).  Transmit: ember takes up to
 64 frames from the ring per notification and submits them as WRITEVs
@@ -330,7 +330,12 @@ reservation cut to one 2 KiB buffer) saved only ~5 %; what would change
 it is several frames per system call: a few READVs in flight on the tap,
 submitted by one io_uring_enter (ember's receive path keeps one).  That
 change belongs to ember's virtio-net receive path (virtio/net.c
-rx_fill/rx_done) and was left to it.
+rx_fill/rx_done) and was left to it.  A second effect is not explained
+yet: receiving, ember runs out of posted guest buffers more often than
+QEMU (\`--boot-time\`'s "waits for buffers": 250-380 in 4 s of 60-byte
+frames, while QEMU asked the same guest for about a fifth as many
+notifications), and it did so as well with a single-buffer READV and with
+notifications requested only when no buffer is held (both tried).
 
 EOF
 	cat <<'EOF'
