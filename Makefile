@@ -40,7 +40,7 @@ help:
 	@echo "make guest      build the demo Linux kernel and initramfs (cached)"
 	@echo "make testguest  build the freestanding test guest (build/testguest.elf)"
 	@echo "make fuzz       build the libFuzzer targets build/fuzz/fuzz_virtio, fuzz_net (clang)"
-	@echo "make bench      ember vs QEMU microvm: startup, churn, memory, blk, net, Linux boot (~8 min; docs/benchmarks.md)"
+	@echo "make bench      ember vs QEMU microvm: startup, churn, memory, blk, net, Linux boot (6-8 min; docs/benchmarks.md)"
 	@echo "make clean      remove build outputs (not the demo guest cache)"
 
 # ./ember is linked statically, as a static PIE (still loaded at a random

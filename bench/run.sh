@@ -3,7 +3,7 @@
 # churn, memory, block I/O (and host fio), network (and the host alone),
 # the Linux boot's cost — then one strace of an ember start, SVG plots
 # (bench/plot.sh), a summary table with every target met or missed, and
-# docs/benchmarks.md.  Never part of make test.  ~7-8 minutes here with the
+# docs/benchmarks.md.  Never part of make test.  6-8 minutes here with the
 # defaults (each script's header says what it runs; their env knobs pass
 # through, e.g. BENCH_SECS=2 for a quick blk/net run).
 #
