@@ -40,7 +40,7 @@ help:
 	@echo "make guest      build the demo Linux kernel and initramfs (cached)"
 	@echo "make testguest  build the freestanding test guest (build/testguest.elf)"
 	@echo "make fuzz       build the libFuzzer targets build/fuzz/fuzz_virtio, fuzz_net (clang)"
-	@echo "make bench      ember vs QEMU microvm: startup, churn, memory (bench/run.sh, writes docs/benchmarks.md)"
+	@echo "make bench      ember vs QEMU microvm: startup, churn, memory, blk, net, Linux boot (6-8 min; docs/benchmarks.md)"
 	@echo "make soak       10-minute I/O soak: ember's RSS must stay flat (SOAK_SECS=600; make test runs 20 s)"
 	@echo "make clean      remove build outputs (not the demo guest cache)"
 
@@ -130,7 +130,13 @@ demo: deps ember guest
 build/execbench: bench/execbench.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o $@ $<
-bench: ember testguest build/execbench
+build/netpeer-bench: bench/netpeer-bench.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -o $@ $<
+# bench/deps installs what the benchmarks need beyond make test's packages
+# (fio, gnuplot-nox); the demo guest (make guest) is cached by make test.
+bench: ember testguest guest build/execbench build/netpeer-bench
+	bench/deps
 	bench/run.sh
 
 # The long I/O soak (tests/integration/io-soak.sh, docs/reliability.md):

@@ -51,6 +51,8 @@
 #   20-21 VMM CPU seconds per round (vCPU thread left out): ember QEMU
 #   22-24 p50 latency, us: ember QEMU fio
 #   25-26 the vCPU thread's time on CPU, % of the window: ember QEMU
+#   27-29 the best round's IOPS: ember QEMU fio
+#   30-31 one QueueNotify exit as the guest timed it, us: ember QEMU
 set -u
 source "$(dirname "$0")/common.sh"
 TOTAL=${BENCH_SECS:-10}
@@ -102,34 +104,8 @@ fio --name=fill --filename="$FILE" --rw=write --bs=1M --size="${FILE_MB}M" --ioe
 	--direct=1 --output=/dev/null ||
 	{ echo "blk: could not write the $FILE_MB MiB test file" >&2; exit 1; }
 
-# field KEY LINE (common.sh) reads key=value words of the guest's lines.
-
-# CPU time of the VMM's threads, but for its vCPU thread(s): T0[TID] = ns
-# on CPU (schedstat) at "begin"; cpu_window PID prints the seconds each
-# thread ran since then (threads born since count from 0), leaving out the
-# threads that ran guest code (guest_time > 0 in their stat by the end of
-# the window, which is sure: the guest spins).
-declare -A T0
-cpu_begin() {
-	local t ns
-	T0=()
-	for t in /proc/"$1"/task/*; do
-		read -r ns _ 2>/dev/null <"$t/schedstat" && T0[${t##*/}]=$ns
-	done
-}
-# Also prints the vCPU thread(s)' seconds on CPU: the polling guest wants
-# all of a CPU, so less means the host was short of CPU in that round.
-cpu_window() {
-	local t ns f sum=0 vcpu=0
-	for t in /proc/"$1"/task/*; do
-		read -r -a f 2>/dev/null <"$t/stat" || continue
-		read -r ns _ 2>/dev/null <"$t/schedstat" || continue
-		ns=$((ns - ${T0[${t##*/}]:-0}))
-		# comm has no spaces: field 43 is guest_time
-		if [ "${f[42]}" -gt 0 ]; then vcpu=$((vcpu + ns)); else sum=$((sum + ns)); fi
-	done
-	awk -v n="$sum" -v v="$vcpu" 'BEGIN { printf "%.3f %.3f", n / 1e9, v / 1e9 }'
-}
+# common.sh: field KEY LINE reads key=value words of the guest's lines;
+# cpu_begin/cpu_window take the VMM's CPU time; div, sub_, med.
 
 # vm_run LABEL CMD...: boot the guest with ember.bench=...:sync; at its
 # "begin" and result lines take the VMM's CPU time, then answer with a
@@ -191,20 +167,11 @@ QEMU_BLK=("$QEMU" -M microvm,acpi=off,x-option-roms=off,pit=off,pic=off,rtc=off,
 	-drive "id=d0,file=$FILE,format=raw,if=none,aio=io_uring,cache=none"
 	-device virtio-blk-device,drive=d0)
 
-div() { awk -v a="$1" -v b="$2" -v s="${3:-1}" -v f="${4:-%.1f}" 'BEGIN { if (a ~ /^[0-9.]+$/ && b + 0 > 0) printf f, a * s / b; else print "-" }'; }
-sub_() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/) printf "%.1f", a - b; else print "-" }'; }
-# med FORMAT VALUES...: median of the numeric values ("-" if none).
-med() {
-	local f=$1
-	shift
-	printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g |
-		awk -v f="$f" '{ a[NR] = $1 } END { if (!NR) print "-"; else printf f, NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-
 tests=("rr4k_qd1 randread 4k 1" "rr4k_qd32 randread 4k 32"
 	"seqrd128k_qd$SEQ_QD read 128k $SEQ_QD" "seqwr128k_qd$SEQ_QD write 128k $SEQ_QD")
 # V[test,who,metric] = the per-round values, space-separated.
-# who: e (ember), q (QEMU), f (fio); metrics: iops kib lat p50 p99 ipc cpu
+# who: e (ember), q (QEMU), f (fio); metrics: iops kib mean p50 p99 ipc cpu
+# vcpu ntf (the guest's time per notifying kick, us)
 declare -A V
 add() { V[$1,$2,$3]+="$4 "; }
 # record TEST WHO RESULT-LINE CPU-SECONDS VCPU-SECONDS (a VMM round)
@@ -215,6 +182,7 @@ record() {
 	for x in mean p50 p99; do
 		add "$n" "$w" "$x" "$(div "$(field lat_${x}_ns "$l")" 1000)"
 	done
+	add "$n" "$w" ntf "$(div "$(field notify_ns "$l")" 1000)"
 	add "$n" "$w" cpu "$c"
 	add "$n" "$w" vcpu "$(div "$5" "$SECS" 100 %.0f)"
 	add "$n" "$w" ipc "$(div "$(field ops "$l")" "$c" 1 %.0f)"
@@ -252,15 +220,16 @@ for r in $(seq "$ROUNDS"); do
 	done
 done
 
-# M TEST WHO METRIC [FORMAT]: the median over the rounds.
+# M TEST WHO METRIC [FORMAT]: the median over the rounds; mx: the largest.
 M() { med "${4:-%.1f}" ${V[$1,$2,$3]:-}; }
+mx() { printf '%s\n' ${V[$1,$2,$3]:-} | grep -E '^[0-9.]+$' | sort -g | tail -n 1 | grep . || echo -; }
 
 echo "### Block I/O: test guest's polling virtio-blk driver vs host fio (median of $ROUNDS round(s) of $SECS s per test, $FILE_MB MiB file on ext4, O_DIRECT)"
 echo
 echo "| test | ember IOPS | QEMU IOPS | ember / QEMU | host fio IOPS | ember % of fio | QEMU % of fio | ember MiB/s | QEMU MiB/s | fio MiB/s |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 dat="# ember vs QEMU microvm vs host fio, virtio-blk, medians of $ROUNDS rounds of $SECS s (columns: see bench/blk.sh)"
-dat+=$'\n'"# test rw bs qd ember_iops qemu_iops fio_iops ember_mibps qemu_mibps fio_mibps ember_lat_us qemu_lat_us fio_lat_us ember_p99_us qemu_p99_us fio_p99_us ember_iops_per_cpus qemu_iops_per_cpus fio_iops_per_cpus ember_cpu_s qemu_cpu_s ember_p50_us qemu_p50_us fio_p50_us ember_vcpu_pct qemu_vcpu_pct"
+dat+=$'\n'"# test rw bs qd ember_iops qemu_iops fio_iops ember_mibps qemu_mibps fio_mibps ember_lat_us qemu_lat_us fio_lat_us ember_p99_us qemu_p99_us fio_p99_us ember_iops_per_cpus qemu_iops_per_cpus fio_iops_per_cpus ember_cpu_s qemu_cpu_s ember_p50_us qemu_p50_us fio_p50_us ember_vcpu_pct qemu_vcpu_pct ember_best_iops qemu_best_iops fio_best_iops ember_notify_us qemu_notify_us"
 cpu_rows= raw=
 for t in "${tests[@]}"; do
 	read -r name rw bs qd <<<"$t"
@@ -276,6 +245,7 @@ for t in "${tests[@]}"; do
 	done
 	dat+=" $epc $qpc $fpc $ecs $qcs $(M "$name" e p50) $(M "$name" q p50) $(M "$name" f p50)"
 	dat+=" $(M "$name" e vcpu %.0f) $(M "$name" q vcpu %.0f)"
+	dat+=" $(mx "$name" e iops) $(mx "$name" q iops) $(mx "$name" f iops) $(M "$name" e ntf) $(M "$name" q ntf)"
 	raw+="| $rw $bs QD$qd | ${V[$name,e,iops]:-} | ${V[$name,q,iops]:-} | ${V[$name,f,iops]:-} |"$'\n'
 done
 echo
@@ -287,6 +257,7 @@ for x in mean p50 p99; do
 	ev=$(M rr4k_qd1 e $x) qv=$(M rr4k_qd1 q $x) fv=$(M rr4k_qd1 f $x)
 	echo "| $x | $ev | $qv | $fv | $(sub_ "$ev" "$fv") | $(sub_ "$qv" "$fv") |"
 done
+echo "| one QueueNotify exit (guest-timed, part of every request) | $(M rr4k_qd1 e ntf) | $(M rr4k_qd1 q ntf) | - | | |"
 echo
 echo "### Block I/O CPU cost: IOPS per VMM CPU-second (CPU time of the VMM's threads but the vCPU's, timed window only)"
 echo

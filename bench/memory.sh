@@ -3,8 +3,12 @@
 # guest waits in serial_rx_poll: sum of Rss over /proc/PID/smaps minus the
 # guest RAM mapping (the one mapping whose size is exactly the guest's
 # --mem / -m).  128 MiB and 1 GiB guests, ember and QEMU microvm.
+# Env: BENCH_OUT (build/bench: memory.dat, "MIB ember_mib qemu_mib
+# ember_anon_mib qemu_anon_mib" lines).
 set -u
 source "$(dirname "$0")/common.sh"
+OUTDIR=${BENCH_OUT:-$PWD/build/bench}
+mkdir -p "$OUTDIR" || exit 1
 RX_POLL_LINE='ember-testguest-rx-poll 0123456789 abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ'
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/membench.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
@@ -69,6 +73,7 @@ echo "### Memory: VMM resident memory excluding guest RAM, guest waiting after b
 echo
 echo "| guest RAM | ember | QEMU microvm | ember / QEMU | ember anon only | QEMU anon only | ember total Rss | QEMU total Rss |"
 echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+dat=
 for mib in 128 1024; do
 	e=$(measure ember$mib $mib "$EMBER" --kernel "$TESTGUEST" --mem $mib --console stdio \
 		--cmdline ember.test=serial_rx_poll)
@@ -80,7 +85,9 @@ for mib in 128 1024; do
 	[ "$ef" = 1 ] || echo "memory: no ${mib} MiB mapping found in ember's smaps" >&2
 	[ "$qf" = 1 ] || echo "memory: no ${mib} MiB mapping found in QEMU's smaps" >&2
 	echo "| $mib MiB | $(kb2mib "$ex") | $(kb2mib "$qx") | $(ratio "$ex" "$qx") | $(kb2mib "$ea") | $(kb2mib "$qa") | $(kb2mib "$et") | $(kb2mib "$qt") |"
+	dat+="$mib $(kb2mib "$ex") $(kb2mib "$qx") $(kb2mib "$ea") $(kb2mib "$qa")"$'\n'
 done
+printf '# guest_mib ember_mib qemu_mib ember_anon_mib qemu_anon_mib\n%s' "$dat" >"$OUTDIR/memory.dat"
 echo
 echo "\"anon only\" = the Anonymous: lines of the same mappings (private memory the VMM itself allocated), without the file-backed library/binary pages that Rss also counts."
 echo

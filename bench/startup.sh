@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # exec->exit of the test guest (no devices, empty test list) on ember and on
 # QEMU microvm, back to back in one run; then ember's --boot-time phases.
-# Env: RUNS (200), PHASE_RUNS (50).  Prints a markdown table.
+# Env: RUNS (200), PHASE_RUNS (50), BENCH_OUT (build/bench).  Prints a
+# markdown table; every run's time (ms, one a line) goes to
+# $BENCH_OUT/startup-ember.txt (both ember batches) and startup-qemu.txt
+# for the plot.
 set -u
 source "$(dirname "$0")/common.sh"
 RUNS=${RUNS:-200}
 PHASE_RUNS=${PHASE_RUNS:-50}
+OUTDIR=${BENCH_OUT:-$PWD/build/bench}
+mkdir -p "$OUTDIR" || exit 1
 
 # Sanity: the guest really resets at once (DONE with nothing run, status 0).
 out=$("$EMBER" --kernel "$TESTGUEST" --console stdio --cmdline ember.test= </dev/null 2>/dev/null)
@@ -15,10 +20,14 @@ if [ $rc -ne 0 ] || ! grep -q 'TESTGUEST DONE passed=0 failed=0 skipped=0' <<<"$
 	exit 1
 fi
 
-e=$("$EXECBENCH" -n "$RUNS" -- "${EMBER_CMD[@]}") || { echo "startup: ember runs failed: $e" >&2; exit 1; }
-q=$("$EXECBENCH" -n "$RUNS" -- "${QEMU_CMD[@]}") || { echo "startup: QEMU runs failed: $q" >&2; exit 1; }
+# -r: every run's ms on stderr (execbench's own messages are not numbers).
+e=$("$EXECBENCH" -r -n "$RUNS" -- "${EMBER_CMD[@]}" 2>"$OUTDIR/startup-ember.txt") ||
+	{ echo "startup: ember runs failed: $e" >&2; exit 1; }
+q=$("$EXECBENCH" -r -n "$RUNS" -- "${QEMU_CMD[@]}" 2>"$OUTDIR/startup-qemu.txt") ||
+	{ echo "startup: QEMU runs failed: $q" >&2; exit 1; }
 # A second ember batch after QEMU's, so drift shows.
-e2=$("$EXECBENCH" -n "$RUNS" -- "${EMBER_CMD[@]}") || { echo "startup: ember runs failed: $e2" >&2; exit 1; }
+e2=$("$EXECBENCH" -r -n "$RUNS" -- "${EMBER_CMD[@]}" 2>>"$OUTDIR/startup-ember.txt") ||
+	{ echo "startup: ember runs failed: $e2" >&2; exit 1; }
 
 echo "### Startup: exec -> guest reset -> exit (ms, $RUNS runs each)"
 echo

@@ -23,6 +23,7 @@
  *         tsc_mhz=<used> boot_tsc_mhz=<the boot's calibration>
  *   BENCH blk rw=... bs=... qd=... ops=N bytes=N us=N iops=N kibps=N
  *         lat_mean_ns=N lat_p50_ns=N lat_p99_ns=N lat_max_ns=N kicks=N notifies=N
+ *         notify_ns=N
  *
  * "begin" is printed just before the timed window opens, the result line
  * just after it closed (with :sync each then waits for the runner).  ops
@@ -31,7 +32,8 @@
  * available (and the queue kicked) to the poll that saw it used; p50/p99
  * come from a histogram with 32 buckets per power of two (within 3 %),
  * mean and max are exact.  kicks counts virtq_kick calls, notifies the
- * QueueNotify writes (VM exits) among them.
+ * QueueNotify writes (VM exits) among them, notify_ns the mean time one of
+ * those took in the window (what the exit costs the guest).
  */
 #include "virtio.h"
 
@@ -49,13 +51,6 @@
 #define MAX_BS                (1u << 20)
 #define MAX_SEGS              16u
 #define STALL_US              (5 * 1000 * 1000)
-
-/* LAPIC timer registers (cpu.c programs it one-shot, divide by 1: the
- * count falls at 1 GHz on KVM). */
-#define LAPIC_LVT_TIMER       0x320
-#define LAPIC_TICR            0x380
-#define LAPIC_TCCR            0x390
-#define LVT_MASKED            (1u << 16)
 
 /* Latency histogram: values below 64 ns exact, then 32 buckets per power of
  * two up to 2^64 ns. */
@@ -204,57 +199,6 @@ static const char *parse(struct bench *b, const char *a)
 	return NULL;
 }
 
-/* One (TSC, LAPIC count) pair: the count read between two TSC reads, the
- * tightest of 16 tries, stamped with their midpoint. */
-static void tsc_lapic_pair(uint64_t *tsc, uint32_t *count)
-{
-	uint64_t best = ~0ull;
-	for (int i = 0; i < 16; i++) {
-		uint64_t a = rdtsc();
-		uint32_t c = mmio_read32(LAPIC_BASE + LAPIC_TCCR);
-		uint64_t b = rdtsc();
-		if (b - a < best) {
-			best = b - a;
-			*tsc = a + (b - a) / 2;
-			*count = c;
-		}
-	}
-}
-
-/* The window's length and every latency rest on tsc_per_us, which the boot
- * measured over 0.5 ms: a vCPU preempted inside that (common on a loaded
- * host) skews it by any factor.  Measure again over ~50 ms, each end a
- * bracketed pair, so a preemption costs at most a retry; the result
- * replaces tsc_per_us for the rest of the boot. */
-static void tsc_recalibrate(void)
-{
-	uint64_t t0 = 0, t1 = 0;
-	uint32_t c0 = 0, c1 = 0;
-	mmio_write32(LAPIC_BASE + LAPIC_LVT_TIMER, VEC_TIMER | LVT_MASKED);
-	mmio_write32(LAPIC_BASE + LAPIC_TICR, 0xffffffff);
-	tsc_lapic_pair(&t0, &c0);
-	udelay(50000);
-	tsc_lapic_pair(&t1, &c1);
-	mmio_write32(LAPIC_BASE + LAPIC_TICR, 0);
-	mmio_write32(LAPIC_BASE + LAPIC_LVT_TIMER, VEC_TIMER);
-	uint64_t r = c0 > c1 ? (t1 - t0) * 1000 / (c0 - c1) : 0;
-	if (r)
-		tsc_per_us = r;
-}
-
-/* With :sync, wait until the runner has sent a byte (it reads the VMM's CPU
- * time when it sees our line, then answers), or 5 s. */
-static void host_sync(const struct bench *b)
-{
-	if (!b->sync)
-		return;
-	uint64_t dl = deadline_after_us(5000000);
-	while (!(inb(COM1 + 5) & 1) && !deadline_passed(dl)) /* LSR.DR */
-		udelay(100);
-	while (inb(COM1 + 5) & 1)
-		(void)inb(COM1);
-}
-
 enum test_result bench_blk(const char *args)
 {
 	struct bench b = { 0 };
@@ -310,19 +254,19 @@ enum test_result bench_blk(const char *args)
 	virtq_irq(&vq, false);
 	b.rng = (rdtsc() | 1) ^ 0x5deece66dull;
 	uint64_t boot_mhz = tsc_per_us;
-	tsc_recalibrate();
+	bench_tsc_recalibrate();
 
 	printf("BENCH blk begin rw=%s bs=%u qd=%u secs=%u capacity=%lu features=0x%lx tsc_mhz=%lu boot_tsc_mhz=%lu\n",
 	       rw_name(&b), b.bs, b.qd, b.secs, capacity, d->features, tsc_per_us, boot_mhz);
 	console_flush();
-	host_sync(&b);
+	bench_host_sync(b.sync);
 
 	uint64_t t0 = rdtsc(), end = t0 + (uint64_t)b.secs * 1000000 * tsc_per_us, now = t0;
 	for (unsigned i = 0; i < b.qd; i++)
 		if (submit(&vq, &b, &reqs[i]))
 			return fail("ring full after %u requests", i);
 	virtq_kick(&vq);
-	uint64_t ops = 0, last_used = t0, closed = end;
+	uint64_t ops = 0, last_used = t0, closed = end, notify_tsc = 0, notifies0 = vq.notifies;
 	unsigned inflight = b.qd;
 	bool open = true;
 	while (inflight) {
@@ -364,19 +308,26 @@ enum test_result bench_blk(const char *args)
 		}
 		if (vq.error)
 			return fail("%s", vq.error);
-		if (added)
+		if (added) {
+			/* The time a notifying kick takes is the VM exit (to
+			 * the ioeventfd in KVM) that every QD1 request pays. */
+			uint64_t k0 = rdtsc(), n0 = vq.notifies;
 			virtq_kick(&vq);
+			if (vq.notifies != n0)
+				notify_tsc += rdtsc() - k0;
+		}
 	}
 	uint64_t us = (closed - t0) / tsc_per_us;
 	if (!us || !ops)
 		return fail("no request completed in %u s", b.secs);
 	uint64_t bytes = ops * b.bs;
 	printf("BENCH blk rw=%s bs=%u qd=%u ops=%lu bytes=%lu us=%lu iops=%lu kibps=%lu lat_mean_ns=%lu "
-	       "lat_p50_ns=%lu lat_p99_ns=%lu lat_max_ns=%lu kicks=%lu notifies=%lu\n",
+	       "lat_p50_ns=%lu lat_p99_ns=%lu lat_max_ns=%lu kicks=%lu notifies=%lu notify_ns=%lu\n",
 	       rw_name(&b), b.bs, b.qd, ops,
 	       bytes, us, ops * 1000000 / us, bytes * 1000000 / 1024 / us, b.lat_sum / b.lat_n, hist_pct(&b, 50),
-	       hist_pct(&b, 99), b.lat_max, vq.kicks, vq.notifies);
+	       hist_pct(&b, 99), b.lat_max, vq.kicks, vq.notifies,
+	       vq.notifies > notifies0 ? tsc_to_ns(notify_tsc) / (vq.notifies - notifies0) : 0);
 	console_flush();
-	host_sync(&b);
+	bench_host_sync(b.sync);
 	return TEST_PASS;
 }

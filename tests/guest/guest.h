@@ -178,8 +178,16 @@ enum test_result skip(const char *fmt, ...) PRINTF(1, 2);
 void info(const char *fmt, ...) PRINTF(1, 2);
 extern const char *current_test;
 
-/* Benchmarks (ember.bench=KIND:ARGS): ARGS after "blk:" (bench_blk.c). */
+/* Benchmarks (ember.bench=KIND:ARGS): ARGS after "blk:" (bench_blk.c),
+ * after "net:" (bench_net.c). */
 enum test_result bench_blk(const char *args);
+enum test_result bench_net(const char *args);
+/* bench.c: measure tsc_per_us again over ~50 ms (the boot's 0.5 ms
+ * calibration is skewed by a preemption inside it); with sync, wait (up to
+ * 5 s) for a byte on COM1 from the runner, which reads the VMM's CPU time
+ * when it sees the line just printed (console_flush() it first). */
+void bench_tsc_recalibrate(void);
+void bench_host_sync(bool sync);
 
 /* The I/O soak (soak.c): open the device once (before the rounds' heap
  * marks), then one round of verified traffic at a time (see blk.c, net.c). */

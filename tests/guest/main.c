@@ -331,11 +331,12 @@ void cmain(uint64_t protocol, uint64_t params)
 			printf("TESTGUEST DEV virtio id=%u at 0x%lx irq=%u features=0x%lx\n", d->device_id,
 			       (uint64_t)d->base, d->irq, d->offered);
 	}
-	/* ember.bench=blk:...: a benchmark (bench_blk.c) instead of the tests,
-	 * reported like a test named bench_blk. */
-	if (boot.bench && !strncmp(boot.bench, "blk:", 4)) {
-		current_test = "bench_blk";
-		enum test_result r = bench_blk(boot.bench + 4);
+	/* ember.bench=blk:... / net:...: a benchmark (bench_blk.c, bench_net.c)
+	 * instead of the tests, reported like a test named bench_blk / bench_net. */
+	if (boot.bench && (!strncmp(boot.bench, "blk:", 4) || !strncmp(boot.bench, "net:", 4))) {
+		bool blk = boot.bench[0] == 'b';
+		current_test = blk ? "bench_blk" : "bench_net";
+		enum test_result r = blk ? bench_blk(boot.bench + 4) : bench_net(boot.bench + 4);
 		virtio_reset_all();
 		report(current_test, r);
 		finish();
