@@ -349,12 +349,15 @@ KVM's instruction emulator at ~2 M instructions/s, so the boot takes
 $lban ms to the init banner, almost all of it the vCPU thread inside KVM
 ($lall ms of CPU in all threads, of which the VMM's own threads, event
 loop and helpers, $lvmm ms).  ember exits to user space $lex times during
-the boot, almost all of them for the 8250 console: every byte the kernel
+the boot (with \`quiet\`, as bench/linux.sh boots by default).  Without
+\`quiet\` almost every exit is the 8250 console: every byte the kernel
 prints is a write to THR and a read of LSR (\`perf record -e
-kvm:kvm_pio,kvm:kvm_userspace_exit\` of one boot during development:
-16308 of 16624 exits were port I/O, 8040 writes to 0x3f8 and 7840 reads of
-0x3fd), at tens of microseconds each here, under a second of the boot;
-\`quiet\` on the guest's command line would remove most of them.  QEMU cannot be compared here: Linux's
+kvm:kvm_pio,kvm:kvm_userspace_exit\` of one verbose boot during
+development: 16308 of 16624 exits were port I/O, 8040 writes to 0x3f8 and
+7840 reads of 0x3fd; \`LINUX_CMDLINE= bench/linux.sh\` boots verbose).
+At tens of microseconds each here that is under a second of the boot, but
+on hardware KVM, where a boot takes milliseconds, 16,000 exits to user
+space would be most of it.  QEMU cannot be compared here: Linux's
 int3 and fwait are emulation failures on kvm-pvm that QEMU does not
 survive (ember completes both itself).  On a host with vmx/svm the same
 script boots QEMU microvm with the same kernel and judges both targets.
@@ -401,8 +404,8 @@ EOF
 	echo "qemu-system-x86_64 -M microvm,... -m 128 -serial stdio -kernel build/testguest.elf -global virtio-mmio.force-legacy=false -netdev tap,id=n0,ifname=bnt0,script=no,downscript=no,vhost=off -device virtio-net-device,netdev=n0,mac=52:54:00:be:ec:01 -append ember.bench=net:DIR:LEN:2:sync"
 	echo "build/netpeer-bench --if bnt0 --tun --send LEN   # host alone: in the VMM's place (--recv LEN for rx)"
 	echo "# Linux boot (bench/linux.sh; LINUX_RUNS=3):"
-	echo "perf stat -x, -e task-clock,kvm:kvm_userspace_exit -- ./ember --kernel build/guest/vmlinux --initrd build/guest/initramfs.cpio --console stdio --boot-time"
-	echo "# (hardware KVM only) perf stat ... -- qemu-system-x86_64 -M microvm,... -m 128 -serial stdio -kernel build/guest/vmlinux -initrd build/guest/initramfs.cpio -append 'console=ttyS0 reboot=t panic=-1 pci=off nomodule io_delay=none i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd 8250.nr_uarts=1'"
+	echo "perf stat -x, -e task-clock,kvm:kvm_userspace_exit -- ./ember --kernel build/guest/vmlinux --initrd build/guest/initramfs.cpio --console stdio --boot-time --cmdline quiet"
+	echo "# (hardware KVM only) perf stat ... -- qemu-system-x86_64 -M microvm,... -m 128 -serial stdio -kernel build/guest/vmlinux -initrd build/guest/initramfs.cpio -append 'console=ttyS0 reboot=t panic=-1 pci=off nomodule io_delay=none i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd 8250.nr_uarts=1 quiet'"
 	echo '```'
 	cat <<'EOF'
 
