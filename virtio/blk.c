@@ -63,13 +63,15 @@ struct blk_merge {
 	struct blk_req *first;
 	uint64_t off;              /* file offset of the next transfer */
 	unsigned iov_first, niov;
-	struct iovec iov[BLK_MERGE_MAX_IOV];
+	struct iovec *iov;         /* BLK_MERGE_MAX_IOV of them, in b->merge_iov */
 };
 
 /* Merged I/Os in flight at once per disk.  Each has at least two members,
  * so 16 is what 32 requests in one sequential stream need at the smallest;
  * a group that finds none free goes out one request at a time, which is
- * only slower.  16 x 16 KiB of iovecs, touched only as far as used. */
+ * only slower.  Their iovecs (16 x 16 KiB) are one allocation of their own,
+ * apart from the slots, so that its pages are touched only as far as
+ * merged I/Os use them. */
 #define BLK_MERGE_SLOTS 16
 
 struct blk {
@@ -93,6 +95,7 @@ struct blk {
 	struct blk_req *reqs, *free;
 	unsigned busy;             /* request slots in use (in flight) */
 	struct blk_merge *merges, *merge_free;
+	struct iovec *merge_iov;   /* BLK_MERGE_SLOTS x BLK_MERGE_MAX_IOV */
 	/* The group being built by process(): READs or WRITEs, validated, not
 	 * yet submitted, each starting where the one before ended. */
 	struct blk_req *group, *group_last;
@@ -1175,11 +1178,13 @@ int blk_attach(struct blk *b, unsigned slot, const struct guest_mem *mem,
 		b->free = &b->reqs[i];
 	}
 	b->merges = calloc(BLK_MERGE_SLOTS, sizeof(*b->merges));
-	if (!b->merges)
+	b->merge_iov = calloc((size_t)BLK_MERGE_SLOTS * BLK_MERGE_MAX_IOV, sizeof(*b->merge_iov));
+	if (!b->merges || !b->merge_iov)
 		return err_set(e, "out of memory");
 	for (int i = BLK_MERGE_SLOTS - 1; i >= 0; i--) {
 		b->merges[i].b = b;
 		b->merges[i].op.done = merge_done;
+		b->merges[i].iov = b->merge_iov + (size_t)i * BLK_MERGE_MAX_IOV;
 		merge_put(b, &b->merges[i]);
 	}
 	b->loop = loop;
@@ -1239,5 +1244,6 @@ void blk_close(struct blk *b)
 		close(b->fd);
 	free(b->reqs);
 	free(b->merges);
+	free(b->merge_iov);
 	free(b);
 }
