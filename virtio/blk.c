@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <time.h>
 #include <linux/falloc.h>
@@ -36,6 +37,7 @@ struct blk_req {
 	struct loop_op op;         /* first: the SQE's user_data */
 	struct blk *b;
 	struct blk_req *next_free;
+	struct blk_req *next_member; /* the next one in its merged I/O (or group) */
 	uint32_t gen;              /* queue generation when popped */
 	uint16_t head;
 	uint8_t *status;           /* the status byte, in guest RAM */
@@ -50,6 +52,27 @@ struct blk_req {
 	unsigned nrange, range;
 	struct dwz_range ranges[BLK_DWZ_SEG_MAX];
 };
+
+/* One host READV/WRITEV carrying several requests (see rw_queue()).  Its
+ * iovecs are the members' own, copied one after the other; members are
+ * listed in sector order, 'first' being the first not yet complete. */
+struct blk_merge {
+	struct loop_op op;         /* first: the SQE's user_data */
+	struct blk *b;
+	struct blk_merge *next_free;
+	struct blk_req *first;
+	uint64_t off;              /* file offset of the next transfer */
+	unsigned iov_first, niov;
+	struct iovec *iov;         /* BLK_MERGE_MAX_IOV of them, in b->merge_iov */
+};
+
+/* Merged I/Os in flight at once per disk.  Each has at least two members,
+ * so 16 is what 32 requests in one sequential stream need at the smallest;
+ * a group that finds none free goes out one request at a time, which is
+ * only slower.  Their iovecs (16 x 16 KiB) are one allocation of their own,
+ * apart from the slots, so that its pages are touched only as far as
+ * merged I/Os use them. */
+#define BLK_MERGE_SLOTS 16
 
 struct blk {
 	struct blk_opts opts;
@@ -71,6 +94,13 @@ struct blk {
 	struct vq_chain chain;     /* scratch for vq_pop */
 	struct blk_req *reqs, *free;
 	unsigned busy;             /* request slots in use (in flight) */
+	struct blk_merge *merges, *merge_free;
+	struct iovec *merge_iov;   /* BLK_MERGE_SLOTS x BLK_MERGE_MAX_IOV */
+	/* The group being built by process(): READs or WRITEs, validated, not
+	 * yet submitted, each starting where the one before ended. */
+	struct blk_req *group, *group_last;
+	uint64_t group_bytes;
+	unsigned group_niov;
 	pthread_cond_t idle;       /* signalled when busy drops to 0 */
 	bool idle_ok;              /* idle was initialised */
 	pthread_t loop_thread;     /* the thread that runs the loop (attached from it) */
@@ -398,28 +428,43 @@ static bool dio_aligned(const struct blk *b, const struct blk_req *r)
 	return true;
 }
 
-static void rw_submit(struct blk_req *r)
+/* Queue a READV (IN) or WRITEV (OUT) of iov[0..n) at 'off' on 'file'. */
+static void rw_prep(struct blk *b, struct loop_op *op, uint32_t type, int file,
+		    const struct iovec *iov, unsigned n, uint64_t off)
 {
-	struct io_uring_sqe *sqe = loop_sqe(r->b->loop, &r->op);
-	unsigned n = r->niov - r->iov_first;
+	struct io_uring_sqe *sqe = loop_sqe(b->loop, op);
 
-	if (r->type == VIRTIO_BLK_T_IN) {
-		io_uring_prep_readv(sqe, r->file, &r->iov[r->iov_first], n, r->off);
+	if (type == VIRTIO_BLK_T_IN) {
+		io_uring_prep_readv(sqe, file, iov, n, off);
 	} else {
-		io_uring_prep_writev(sqe, r->file, &r->iov[r->iov_first], n, r->off);
+		io_uring_prep_writev(sqe, file, iov, n, off);
 		/* §5.2.6.2: without a negotiated FLUSH a completed write must
 		 * be stable, so make each one a data-sync write. */
-		if (!(r->b->t.features & (1ULL << VIRTIO_BLK_F_FLUSH)))
+		if (!(b->t.features & (1ULL << VIRTIO_BLK_F_FLUSH)))
 			sqe->rw_flags = RWF_DSYNC;
 	}
 	loop_fixed(sqe);
 }
 
-/* Skip the first 'done' bytes of the request's iovecs. */
-static void iov_advance(struct blk_req *r, uint64_t done)
+static void rw_submit(struct blk_req *r)
 {
-	while (done && r->iov_first < r->niov) {
-		struct iovec *v = &r->iov[r->iov_first];
+	rw_prep(r->b, &r->op, r->type, r->file, &r->iov[r->iov_first], r->niov - r->iov_first,
+		r->off);
+}
+
+static void merge_submit(struct blk_merge *m)
+{
+	const struct blk_req *r = m->first;
+
+	rw_prep(m->b, &m->op, r->type, r->file, &m->iov[m->iov_first], m->niov - m->iov_first,
+		m->off);
+}
+
+/* Skip the first 'done' bytes of iov[*first..n). */
+static void iov_skip(struct iovec *iov, unsigned *first, unsigned n, uint64_t done)
+{
+	while (done && *first < n) {
+		struct iovec *v = &iov[*first];
 
 		if (done < v->iov_len) {
 			v->iov_base = (uint8_t *)v->iov_base + done;
@@ -427,8 +472,13 @@ static void iov_advance(struct blk_req *r, uint64_t done)
 			return;
 		}
 		done -= v->iov_len;
-		r->iov_first++;
+		(*first)++;
 	}
+}
+
+static void iov_advance(struct blk_req *r, uint64_t done)
+{
+	iov_skip(r->iov, &r->iov_first, r->niov, done);
 }
 
 /* Statistics of a READ or WRITE: 'bytes' more moved, and the request
@@ -457,16 +507,20 @@ static void host_error(struct blk *b, const char *what, int err)
 			b->opts.path, what, strerror(err));
 }
 
-/* A completion for a request that no longer belongs to the driver (device
- * or queue reset since, or the VM is stopping): just free its slot.
- * Lock held. */
+/* Do requests popped in queue generation 'gen' no longer belong to the
+ * driver (device or queue reset since, or the VM is stopping)?  Lock held. */
+static bool stale(const struct blk *b, uint32_t gen)
+{
+	return gen != b->t.q[0].gen || b->loop->stop;
+}
+
+/* A completion for a request that no longer belongs to the driver: just
+ * free its slot.  Lock held. */
 static bool orphaned(struct blk_req *r)
 {
-	struct blk *b = r->b;
-
-	if (r->gen == b->t.q[0].gen && !b->loop->stop)
+	if (!stale(r->b, r->gen))
 		return false;
-	req_put(b, r);
+	req_put(r->b, r);
 	return true;
 }
 
@@ -500,6 +554,86 @@ static void rw_done(struct loop_op *op, int res)
 			finish(r, VIRTIO_BLK_S_OK);
 		}
 	}
+out:
+	pthread_mutex_unlock(&b->t.lock);
+}
+
+static void merge_put(struct blk *b, struct blk_merge *m)
+{
+	m->next_free = b->merge_free;
+	b->merge_free = m;
+}
+
+/* Completion of a merged I/O (see rw_queue()).  The bytes transferred
+ * complete the members they cover, in sector order, each with its own
+ * status, used length and counts, as rw_done() does for one request; a
+ * member covered in part keeps its place and the rest of the I/O goes out
+ * again (a short transfer), without the members already complete, whose
+ * buffers are the driver's again.
+ *
+ * A failure (or 0 bytes: the image shrank) is not pinned on every member:
+ * the members not yet complete go on as single requests from where they
+ * stand, so each gets its own outcome from the host; those that fail again
+ * are the ones that get IOERR and count as I/O errors (rw_done()), and a
+ * member the failure was not about completes OK.  That costs one host I/O
+ * more per member, on a path that is rare (a failing or full disk); it
+ * keeps --boot-time's I/O error count equal to the IOERRs the guest sees.
+ *
+ * Reset: the members stay busy (holding their slots) until this runs, so a
+ * reset waits for every one of them; a stale completion frees them all
+ * without touching the rings or their buffers. */
+static void merge_done(struct loop_op *op, int res)
+{
+	struct blk_merge *m = (struct blk_merge *)op;
+	struct blk *b = m->b;
+	struct blk_req *r = m->first, *next;
+
+	pthread_mutex_lock(&b->t.lock);
+	if (stale(b, r->gen)) {
+		for (; r; r = next) {
+			next = r->next_member;
+			req_put(b, r);
+		}
+		merge_put(b, m);
+		goto out;
+	}
+	if (res == -EINTR || res == -EAGAIN) {
+		merge_submit(m);
+		goto out;
+	}
+	if (res > 0) {
+		uint64_t done = (unsigned)res;
+
+		m->off += done;
+		iov_skip(m->iov, &m->iov_first, m->niov, done);
+		while (r && done) {
+			uint64_t n = done < r->left ? done : r->left;
+
+			r->off += n;
+			r->left -= n;
+			done -= n;
+			rw_count(r, n, !r->left);
+			if (r->left) {
+				iov_advance(r, n);
+				break;
+			}
+			next = r->next_member;
+			finish(r, VIRTIO_BLK_S_OK);
+			r = next;
+		}
+		m->first = r;
+		if (r && r->next_member) {
+			merge_submit(m);
+			goto out;
+		}
+	}
+	/* Failed, or one member left: the rest go on alone. */
+	for (; r; r = next) {
+		next = r->next_member;
+		r->next_member = NULL;
+		rw_submit(r);
+	}
+	merge_put(b, m);
 out:
 	pthread_mutex_unlock(&b->t.lock);
 }
@@ -687,6 +821,90 @@ static int start_dwz(struct blk *b, struct blk_req *r, const struct vq_chain *c)
 	return -1;
 }
 
+/* Request merging.  process() pops every chain a wakeup finds before it
+ * returns; the READs and WRITEs among them are not submitted one by one but
+ * gathered here into a group, and a group of several goes to the host as
+ * one READV/WRITEV (struct blk_merge, merge_done()).  A request joins the
+ * group being built when
+ *   - it is of the same type (reads and writes are never mixed),
+ *   - it goes to the same descriptor (with ,direct an aligned request goes
+ *     to the O_DIRECT one, an unaligned one to the buffered one: a group is
+ *     all of one kind, so a merged O_DIRECT I/O is aligned as a whole),
+ *   - its sectors start where the group's end, and
+ *   - the group stays within BLK_MERGE_MAX_BYTES and BLK_MERGE_MAX_IOV;
+ * otherwise the group goes out first and the request starts the next one.
+ * Merging only looks at what start_rw() copied out and checked (offset,
+ * length, the iovecs built from the validated chain): no guest memory is
+ * read again, and the iovecs are the members' own.
+ *
+ * Ordering.  Requests in flight have no order among themselves: the device
+ * may complete them in any order, and a FLUSH covers the writes that had
+ * completed when the driver made it available (§5.2.6.2: a write becomes
+ * stable once it is completed and a FLUSH sent after that completes).  So
+ * ember submits each request when it pops it, without waiting for the ones
+ * before (no IOSQE_IO_DRAIN), and what it keeps is the submission order:
+ * the ring sees the requests in the order the driver made them available.
+ * Merging keeps that order.  Only requests popped one right after the other
+ * join a group; any other request (FLUSH, DISCARD, WRITE_ZEROES, GET_ID,
+ * one of the other type) first submits the group pending, so a group never
+ * spans a FLUSH or a DISCARD/WRITE_ZEROES and nothing is submitted ahead of
+ * a request popped before it; and process() submits the group before it
+ * returns, so no request waits for a partner.  Members never overlap (each
+ * starts where the one before ended): two overlapping writes in one batch
+ * are never merged and go to the ring as two I/Os in their order, as before.
+ * Members complete in sector order, which is the order they were popped in. */
+
+static void group_submit(struct blk *b)
+{
+	struct blk_req *r = b->group, *next;
+	struct blk_merge *m = b->merge_free;
+
+	if (!r)
+		return;
+	b->group = b->group_last = NULL;
+	if (!r->next_member || !m) {
+		/* One request, or no merge slot free: as ever. */
+		for (; r; r = next) {
+			next = r->next_member;
+			r->next_member = NULL;
+			rw_submit(r);
+		}
+		return;
+	}
+	b->merge_free = m->next_free;
+	m->first = r;
+	m->off = r->off;
+	m->iov_first = m->niov = 0;
+	for (; r; r = r->next_member) {
+		memcpy(&m->iov[m->niov], r->iov, r->niov * sizeof(r->iov[0]));
+		m->niov += r->niov;
+	}
+	merge_submit(m);
+}
+
+/* Lock held, from process().  Queue a validated READ or WRITE whose op,
+ * file, offset, length and iovecs are set: see above. */
+static void rw_queue(struct blk *b, struct blk_req *r)
+{
+	const struct blk_req *l = b->group_last;
+
+	if (l && (l->type != r->type || l->file != r->file || l->off + l->left != r->off ||
+		  b->group_bytes + r->left > BLK_MERGE_MAX_BYTES ||
+		  b->group_niov + r->niov > BLK_MERGE_MAX_IOV))
+		group_submit(b);
+	r->next_member = NULL;
+	if (b->group) {
+		b->group_last->next_member = r;
+	} else {
+		b->group = r;
+		b->group_bytes = 0;
+		b->group_niov = 0;
+	}
+	b->group_last = r;
+	b->group_bytes += r->left;
+	b->group_niov += r->niov;
+}
+
 /* IN / OUT (§5.2.6).  Returns a status to finish with now, or -1. */
 static int start_rw(struct blk *b, struct blk_req *r, const struct vq_chain *c, uint64_t sector)
 {
@@ -725,7 +943,7 @@ static int start_rw(struct blk *b, struct blk_req *r, const struct vq_chain *c, 
 		r->file = b->file_buffered;
 	}
 	r->op.done = rw_done;
-	rw_submit(r);
+	rw_queue(b, r);
 	return -1;
 }
 
@@ -783,6 +1001,11 @@ static void start_request(struct blk *b, const struct vq_chain *c)
 		st = VIRTIO_BLK_S_IOERR;
 	} else {
 		r->type = h.type;
+		/* Any other request ends the group of reads or writes being
+		 * built (see rw_queue()): nothing is merged across it, and it
+		 * goes to the ring after them. */
+		if (h.type != VIRTIO_BLK_T_IN && h.type != VIRTIO_BLK_T_OUT)
+			group_submit(b);
 		switch (h.type) {
 		case VIRTIO_BLK_T_IN:
 		case VIRTIO_BLK_T_OUT:
@@ -818,7 +1041,9 @@ static void start_request(struct blk *b, const struct vq_chain *c)
 }
 
 /* Lock held, loop thread.  Pop and start requests until the ring is empty
- * or every request slot is busy. */
+ * or every request slot is busy; the reads and writes among them are
+ * merged where they can be (rw_queue()) and all submitted before it
+ * returns. */
 static void process(struct blk *b)
 {
 	struct vq *q = queue(b);
@@ -833,6 +1058,7 @@ static void process(struct blk *b)
 			if (rc == VQ_EMPTY)
 				break;
 			if (rc == VQ_BROKEN) {
+				group_submit(b);
 				virtio_mmio_needs_reset(&b->t, why);
 				return;
 			}
@@ -846,11 +1072,14 @@ static void process(struct blk *b)
 		}
 		if (!b->free) {
 			/* Resumed from the hook when a request completes. */
+			group_submit(b);
 			b->starved = true;
 			return;
 		}
-		if (!vq_arm_notify(q))
+		if (!vq_arm_notify(q)) {
+			group_submit(b);
 			return;
+		}
 	}
 }
 
@@ -948,6 +1177,16 @@ int blk_attach(struct blk *b, unsigned slot, const struct guest_mem *mem,
 		b->reqs[i].next_free = b->free;
 		b->free = &b->reqs[i];
 	}
+	b->merges = calloc(BLK_MERGE_SLOTS, sizeof(*b->merges));
+	b->merge_iov = calloc((size_t)BLK_MERGE_SLOTS * BLK_MERGE_MAX_IOV, sizeof(*b->merge_iov));
+	if (!b->merges || !b->merge_iov)
+		return err_set(e, "out of memory");
+	for (int i = BLK_MERGE_SLOTS - 1; i >= 0; i--) {
+		b->merges[i].b = b;
+		b->merges[i].op.done = merge_done;
+		b->merges[i].iov = b->merge_iov + (size_t)i * BLK_MERGE_MAX_IOV;
+		merge_put(b, &b->merges[i]);
+	}
 	b->loop = loop;
 	b->loop_thread = pthread_self();
 	{
@@ -1004,5 +1243,7 @@ void blk_close(struct blk *b)
 	if (b->fd >= 0)
 		close(b->fd);
 	free(b->reqs);
+	free(b->merges);
+	free(b->merge_iov);
 	free(b);
 }

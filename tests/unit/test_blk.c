@@ -2,15 +2,20 @@
  * driven through its registers, requests through a real split ring, the
  * disk a temporary file served by a real io_uring loop.  Every request type,
  * malformed chains, a read-only disk, reset with I/O in flight, O_DIRECT with
- * unaligned buffers, interrupt suppression, and the option/open errors. */
+ * unaligned buffers, interrupt suppression, merging of adjacent requests
+ * (its limits, short transfers and host errors inside a merged I/O, reset
+ * with one in flight), and the option/open errors. */
 #define CHECK_FILE "blk"
 #include "../check.h"
 #include "virtio_fake.h"
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,7 +25,7 @@
 #include "mmio_driver.h"
 
 #define QNUM     64
-#define DISK_SZ  (1u << 20)               /* 2048 sectors */
+#define DISK_SZ  (4u << 20)               /* 8192 sectors */
 #define CAP      (DISK_SZ / 512)
 #define S_NONE   0xee                     /* status byte before completion */
 
@@ -871,6 +876,647 @@ TEST(counters_say_what_happened)
 	close_disk();
 }
 
+/* ---- merging (rw_queue() in blk.c) ---- */
+
+/* Make a request available without kicking: header, data segments
+ * (device-writable for IN), status byte (set to S_NONE); the chain direct,
+ * or in an indirect table.  Returns the status byte's address; *head gets
+ * the chain's head. */
+static uint64_t queue_req(uint32_t type, uint64_t sector, const struct seg *data, int ndata,
+			  bool indirect, uint16_t *head)
+{
+	struct seg s[VQ_CHAIN_MAX];
+	uint64_t h = alloc(16), st = alloc(1);
+	uint32_t hdr[4] = { type, 0, (uint32_t)sector, (uint32_t)(sector >> 32) };
+	int n = 0;
+
+	memcpy(f.ram + h, hdr, 16);
+	f.ram[st] = S_NONE;
+	s[n++] = (struct seg){ h, 16, false };
+	for (int i = 0; i < ndata; i++)
+		s[n++] = (struct seg){ data[i].gpa, data[i].len,
+				       type == VIRTIO_BLK_T_IN || type == VIRTIO_BLK_T_GET_ID };
+	s[n++] = (struct seg){ st, 1, true };
+	if (!indirect) {
+		*head = add_chain(s, n);
+		return st;
+	}
+	{
+		uint64_t table = alloc(16u * (uint32_t)n);
+
+		for (int i = 0; i < n; i++)
+			fake_desc(&f, table, (uint16_t)i, s[i].gpa, s[i].len,
+				  (uint16_t)((s[i].w ? VIRTQ_DESC_F_WRITE : 0) |
+					     (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0)), (uint16_t)(i + 1));
+		*head = next_desc;
+		fake_desc(&f, FAKE_DESC, next_desc, table, 16u * (uint32_t)n, VIRTQ_DESC_F_INDIRECT, 0);
+		next_desc = (uint16_t)((next_desc + 1) % QNUM);
+		fake_avail(&f, *head);
+	}
+	return st;
+}
+
+/* One data buffer. */
+static uint64_t queue_rw(uint32_t type, uint64_t sector, uint64_t gpa, uint32_t len, uint16_t *head)
+{
+	struct seg d = { gpa, len, false };
+
+	return queue_req(type, sector, &d, 1, false, head);
+}
+
+/* Kick once and return the number of host I/Os (SQEs) the wakeup queued:
+ * the loop iteration that sees the notify only queues them, the next one
+ * submits them. */
+static unsigned kick_count(void)
+{
+	unsigned long w = atomic_load(&t->stats.wakeups);
+	unsigned before = loop.inflight;
+	uint64_t end = now_ms() + 5000;
+
+	kick();
+	while (atomic_load(&t->stats.wakeups) == w && now_ms() < end)
+		loop_once(&loop, false);
+	return loop.inflight - before;
+}
+
+/* Wait for the n requests made available since used index k and check
+ * each: status and used length, every head used once.  Requests in flight
+ * complete in any order; the members of one merged I/O in theirs, which
+ * 'in_order' checks. */
+static void check_used_order(uint16_t k, int n, const uint16_t *head, const uint64_t *st,
+			     const int *status, const uint32_t *used_len, bool in_order)
+{
+	bool seen[QNUM] = { false };
+
+	CHECK(run_until_used((uint16_t)(k + n)));
+	for (int u = 0; u < n; u++) {
+		uint32_t id, len;
+		int i = 0;
+
+		fake_used(&f, (uint16_t)(k + u), &id, &len);
+		while (i < n && head[i] != id)
+			i++;
+		CHECK(i < n);
+		CHECK(!seen[i]);
+		seen[i] = true;
+		if (in_order)
+			CHECK_EQ(i, u);
+		CHECK_EQ(f.ram[st[i]], status[i]);
+		CHECK_EQ(len, status[i] == VIRTIO_BLK_S_OK ? used_len[i] : 1);
+	}
+}
+
+static void check_used(uint16_t k, int n, const uint16_t *head, const uint64_t *st,
+		       const int *status, const uint32_t *used_len)
+{
+	check_used_order(k, n, head, st, status, used_len, false);
+}
+
+/* Eight adjacent writes, each in two guest buffers, become one WRITEV;
+ * eight adjacent reads one READV.  Each request still completes on its
+ * own (used entry, status, length, in order), the data goes where each
+ * header said, one interrupt for the batch, counters per request. */
+TEST(merges_adjacent_requests)
+{
+	enum { N = 8, LEN = 4096, SPLIT = 1000 };
+	uint8_t want[N * LEN], got[N * LEN];
+	uint64_t part[N][2], st[N];
+	uint16_t head[N], k;
+	int status[N];
+	uint32_t used_len[N];
+	const struct blk_stats *s;
+	unsigned long writes, reads, bw, br;
+
+	open_disk("", ALL_FEATURES);
+	s = blk_get_stats(b);
+	writes = atomic_load(&s->writes);
+	bw = atomic_load(&s->bytes_written);
+	pattern(want, sizeof(want), 21);
+	for (int i = 0; i < N; i++) {
+		part[i][0] = alloc(SPLIT);
+		part[i][1] = alloc(LEN - SPLIT);
+		memcpy(f.ram + part[i][0], want + i * LEN, SPLIT);
+		memcpy(f.ram + part[i][1], want + i * LEN + SPLIT, LEN - SPLIT);
+		status[i] = VIRTIO_BLK_S_OK;
+	}
+	k = fake_used_idx(&f);
+	fake_set_used_event(&f, k);
+	wr(VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_INT_USED);
+	raised = 0;
+	for (int i = 0; i < N; i++) {
+		struct seg d[2] = { { part[i][0], SPLIT, false }, { part[i][1], LEN - SPLIT, false } };
+
+		st[i] = queue_req(VIRTIO_BLK_T_OUT, 100 + 8u * i, d, 2, false, &head[i]);
+		used_len[i] = 1;
+	}
+	CHECK_EQ(kick_count(), 1);
+	/* The driver scribbles over the headers' descriptors once they are
+	 * in: too late, everything was copied out when they were popped. */
+	memset(f.ram + FAKE_DESC, 0xff, 16u * QNUM);
+	check_used_order(k, N, head, st, status, used_len, true);
+	CHECK_EQ(raised, 1);
+	file_read(100 * 512, got, sizeof(got));
+	CHECK(!memcmp(got, want, sizeof(got)));
+	CHECK_EQ(atomic_load(&s->writes) - writes, N);
+	CHECK_EQ(atomic_load(&s->bytes_written) - bw, N * LEN);
+
+	reads = atomic_load(&s->reads);
+	br = atomic_load(&s->bytes_read);
+	k = fake_used_idx(&f);
+	fake_set_used_event(&f, k);
+	wr(VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_INT_USED);
+	raised = 0;
+	for (int i = 0; i < N; i++) {
+		struct seg d[2] = { { part[i][0], SPLIT, true }, { part[i][1], LEN - SPLIT, true } };
+
+		memset(f.ram + part[i][0], 0, SPLIT);
+		memset(f.ram + part[i][1], 0, LEN - SPLIT);
+		st[i] = queue_req(VIRTIO_BLK_T_IN, 100 + 8u * i, d, 2, false, &head[i]);
+		used_len[i] = LEN + 1;
+	}
+	CHECK_EQ(kick_count(), 1);
+	check_used_order(k, N, head, st, status, used_len, true);
+	CHECK_EQ(raised, 1);
+	for (int i = 0; i < N; i++) {
+		CHECK(!memcmp(f.ram + part[i][0], want + i * LEN, SPLIT));
+		CHECK(!memcmp(f.ram + part[i][1], want + i * LEN + SPLIT, LEN - SPLIT));
+	}
+	CHECK_EQ(atomic_load(&s->reads) - reads, N);
+	CHECK_EQ(atomic_load(&s->bytes_read) - br, N * LEN);
+	close_disk();
+}
+
+/* What is not merged: a gap, descending sectors, overlapping writes, reads
+ * next to writes, and anything across a FLUSH, DISCARD, WRITE_ZEROES or
+ * GET_ID (which end the group and go to the ring after it).  A request
+ * refused at once moves nothing and does not end the group. */
+TEST(merge_only_what_follows_on)
+{
+	uint64_t d, id, st[3], p, sec[1] = { 2000 };
+	uint32_t num[1] = { 8 }, fl[1] = { 0 };
+	uint16_t head[3], k;
+	struct {
+		const char *what;
+		uint32_t type[3];
+		uint64_t sector[3];
+		uint32_t len[3];
+		unsigned ios;
+	} c[] = {
+		{ "gap", { 1, 1 }, { 0, 9 }, { 4096, 4096 }, 2 },
+		{ "descending", { 1, 1 }, { 8, 0 }, { 4096, 4096 }, 2 },
+		{ "overlapping writes", { 1, 1 }, { 0, 8 }, { 8192, 4096 }, 2 },
+		{ "read then write", { 0, 1 }, { 0, 8 }, { 4096, 4096 }, 2 },
+		{ "write then read", { 1, 0 }, { 0, 8 }, { 4096, 4096 }, 2 },
+		{ "flush between", { 1, VIRTIO_BLK_T_FLUSH, 1 }, { 0, 0, 8 }, { 4096, 0, 4096 }, 3 },
+		{ "discard between", { 1, VIRTIO_BLK_T_DISCARD, 1 }, { 0, 0, 8 }, { 4096, 16, 4096 }, 3 },
+		{ "write zeroes between", { 1, VIRTIO_BLK_T_WRITE_ZEROES, 1 }, { 0, 0, 8 },
+		  { 4096, 16, 4096 }, 3 },
+		{ "get id between", { 1, VIRTIO_BLK_T_GET_ID, 1 }, { 0, 0, 8 }, { 4096, 20, 4096 }, 2 },
+		{ "adjacent (control)", { 1, 1 }, { 0, 8 }, { 4096, 4096 }, 1 },
+	};
+
+	open_disk("", ALL_FEATURES);
+	d = alloc(8192);
+	id = alloc(20);
+	p = dwz_payload(sec, num, fl, 1);
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		int n = c[i].type[2] || c[i].len[2] ? 3 : 2;
+		unsigned ios;
+
+		k = fake_used_idx(&f);
+		for (int j = 0; j < n; j++) {
+			uint32_t ty = c[i].type[j];
+			struct seg g = { ty == VIRTIO_BLK_T_GET_ID ? id :
+					 ty == VIRTIO_BLK_T_DISCARD || ty == VIRTIO_BLK_T_WRITE_ZEROES ? p :
+					 d, c[i].len[j], false };
+
+			st[j] = queue_req(ty, c[i].sector[j], &g, g.len ? 1 : 0, false, &head[j]);
+		}
+		ios = kick_count();
+		if (ios != c[i].ios)
+			printf("merge_only_what_follows_on: %s: %u host I/Os, want %u\n", c[i].what,
+			       ios, c[i].ios);
+		CHECK_EQ(ios, c[i].ios);
+		CHECK(run_until_used((uint16_t)(k + n)));
+		for (int j = 0; j < n; j++)
+			CHECK_EQ(f.ram[st[j]], VIRTIO_BLK_S_OK);
+	}
+	/* Refused at once (beyond the end): answered, and the writes around
+	 * it still merge. */
+	k = fake_used_idx(&f);
+	st[0] = queue_rw(VIRTIO_BLK_T_OUT, 0, d, 4096, &head[0]);
+	st[1] = queue_rw(VIRTIO_BLK_T_OUT, CAP, d, 4096, &head[1]);
+	st[2] = queue_rw(VIRTIO_BLK_T_OUT, 8, d, 4096, &head[2]);
+	CHECK_EQ(kick_count(), 1);
+	CHECK(run_until_used((uint16_t)(k + 3)));
+	CHECK_EQ(f.ram[st[0]], VIRTIO_BLK_S_OK);
+	CHECK_EQ(f.ram[st[1]], VIRTIO_BLK_S_IOERR);
+	CHECK_EQ(f.ram[st[2]], VIRTIO_BLK_S_OK);
+	close_disk();
+}
+/* A merged I/O stays within BLK_MERGE_MAX_BYTES (1 MiB): sixteen adjacent
+ * 64 KiB writes are one I/O, seventeen two; a request of the whole limit
+ * takes nobody along. */
+TEST(merge_byte_limit)
+{
+	enum { LEN = 64 * 1024 };
+	uint64_t d, big, st[17];
+	uint16_t head[17], k;
+	int status[17];
+	uint32_t used_len[17];
+
+	CHECK_EQ(BLK_MERGE_MAX_BYTES, 16u * LEN);
+	open_disk("", ALL_FEATURES);
+	d = alloc(LEN);
+	pattern(f.ram + d, LEN, 5);
+	for (int i = 0; i < 17; i++) {
+		status[i] = VIRTIO_BLK_S_OK;
+		used_len[i] = 1;
+	}
+	for (int n = 16; n <= 17; n++) {
+		k = fake_used_idx(&f);
+		for (int i = 0; i < n; i++)
+			st[i] = queue_rw(VIRTIO_BLK_T_OUT, (uint64_t)i * (LEN / 512), d, LEN, &head[i]);
+		CHECK_EQ(kick_count(), n == 16 ? 1u : 2u);
+		check_used(k, n, head, st, status, used_len);
+	}
+	{
+		uint8_t got[LEN];
+
+		file_read(16 * LEN, got, LEN);
+		CHECK(!memcmp(got, f.ram + d, LEN));
+	}
+	/* 1 MiB in two segments of the same 512 KiB, then 512 bytes after it. */
+	big = alloc(512 * 1024);
+	k = fake_used_idx(&f);
+	{
+		struct seg g[2] = { { big, 512 * 1024, false }, { big, 512 * 1024, false } };
+
+		st[0] = queue_req(VIRTIO_BLK_T_OUT, 0, g, 2, false, &head[0]);
+	}
+	st[1] = queue_rw(VIRTIO_BLK_T_OUT, BLK_MERGE_MAX_BYTES / 512, d, 512, &head[1]);
+	CHECK_EQ(kick_count(), 2);
+	check_used(k, 2, head, st, status, used_len);
+	close_disk();
+}
+
+/* ... and within BLK_MERGE_MAX_IOV iovecs: 8 requests of 120 segments and
+ * one of 64 (1024 iovecs of 512 bytes) are one WRITEV, in the right order;
+ * with 65 in the last they are two READVs. */
+TEST(merge_iovec_limit)
+{
+	enum { NSEG = 120, NREQ = 9, SEG = 512 };
+	struct seg g[NSEG];
+	uint64_t buf, st[NREQ];
+	uint16_t head[NREQ], k;
+	int status[NREQ];
+	uint32_t used_len[NREQ];
+	static uint8_t want[1025 * SEG], got[1025 * SEG];
+
+	CHECK_EQ(BLK_MERGE_MAX_IOV, 1024);
+	open_disk("", ALL_FEATURES);
+	buf = alloc(sizeof(want));
+	pattern(f.ram + buf, sizeof(want), 77);
+	memcpy(want, f.ram + buf, sizeof(want));
+	for (int round = 0; round < 2; round++) {
+		uint32_t type = round ? VIRTIO_BLK_T_IN : VIRTIO_BLK_T_OUT;
+		unsigned seg = 0;
+
+		if (round)
+			memset(f.ram + buf, 0, sizeof(want));
+		k = fake_used_idx(&f);
+		for (int i = 0; i < NREQ; i++) {
+			int n = i < NREQ - 1 ? NSEG : 64 + round;
+
+			/* Each segment its own 512 bytes, in sector order. */
+			for (int j = 0; j < n; j++)
+				g[j] = (struct seg){ buf + (uint64_t)(seg + j) * SEG, SEG, false };
+			st[i] = queue_req(type, seg, g, n, true, &head[i]);
+			status[i] = VIRTIO_BLK_S_OK;
+			used_len[i] = round ? (uint32_t)n * SEG + 1 : 1;
+			seg += (unsigned)n;
+		}
+		CHECK_EQ(seg, 1024u + (unsigned)round);
+		CHECK_EQ(kick_count(), round ? 2u : 1u);
+		check_used(k, NREQ, head, st, status, used_len);
+		if (!round) {
+			file_read(0, got, 1024 * SEG);
+			CHECK(!memcmp(got, want, 1024 * SEG));
+			file_read(0, f.ram + buf + 1024 * SEG, SEG);   /* what the read brings back */
+			memcpy(want + 1024 * SEG, f.ram + buf + 1024 * SEG, SEG);
+		} else {
+			CHECK(!memcmp(f.ram + buf, want, 1025 * SEG - SEG));
+		}
+	}
+	close_disk();
+}
+
+/* ,direct: aligned requests go to the O_DIRECT descriptor, unaligned ones
+ * to the buffered one; only requests for the same one merge. */
+TEST(merge_direct_keeps_descriptors_apart)
+{
+	uint64_t al[2], un[2], st[2];
+	uint16_t head[2], k;
+	const int status[2] = { VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK };
+	const uint32_t used_len[2] = { 1, 1 }, in_len[2] = { 4097, 4097 };
+	const struct blk_stats *s;
+	unsigned long unaligned;
+	struct {
+		uint64_t *a, *b2;
+		unsigned ios, unaligned;
+	} c[] = {
+		{ al, al + 1, 1, 0 },     /* both aligned: O_DIRECT, merged */
+		{ al, un + 1, 2, 1 },     /* aligned, then unaligned: apart */
+		{ un, al + 1, 2, 1 },
+		{ un, un + 1, 1, 2 },     /* both unaligned: buffered, merged */
+	};
+
+	open_disk(",direct", ALL_FEATURES);
+	s = blk_get_stats(b);
+	for (int i = 0; i < 2; i++) {
+		al[i] = (alloc(8192) + 4095) & ~4095ULL;
+		un[i] = alloc(4096 + 64) + 1;
+	}
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		uint8_t want[8192], got[8192];
+
+		pattern(f.ram + *c[i].a, 4096, (unsigned)i);
+		pattern(f.ram + *c[i].b2, 4096, (unsigned)i + 50);
+		memcpy(want, f.ram + *c[i].a, 4096);
+		memcpy(want + 4096, f.ram + *c[i].b2, 4096);
+		unaligned = atomic_load(&s->unaligned);
+		k = fake_used_idx(&f);
+		st[0] = queue_rw(VIRTIO_BLK_T_OUT, 64, *c[i].a, 4096, &head[0]);
+		st[1] = queue_rw(VIRTIO_BLK_T_OUT, 72, *c[i].b2, 4096, &head[1]);
+		CHECK_EQ(kick_count(), c[i].ios);
+		check_used(k, 2, head, st, status, used_len);
+		CHECK_EQ(atomic_load(&s->unaligned) - unaligned, c[i].unaligned);
+		file_read(64 * 512, got, sizeof(got));
+		CHECK(!memcmp(got, want, sizeof(got)));
+		memset(f.ram + *c[i].a, 0, 4096);
+		memset(f.ram + *c[i].b2, 0, 4096);
+		k = fake_used_idx(&f);
+		st[0] = queue_rw(VIRTIO_BLK_T_IN, 64, *c[i].a, 4096, &head[0]);
+		st[1] = queue_rw(VIRTIO_BLK_T_IN, 72, *c[i].b2, 4096, &head[1]);
+		CHECK_EQ(kick_count(), c[i].ios);
+		check_used(k, 2, head, st, status, in_len);
+		CHECK(!memcmp(f.ram + *c[i].a, want, 4096));
+		CHECK(!memcmp(f.ram + *c[i].b2, want + 4096, 4096));
+	}
+	close_disk();
+}
+
+/* Short transfers inside a merged I/O: the image shrinks to 6 KiB under
+ * three adjacent 4 KiB reads.  The first is covered and completes OK, the
+ * second got 2 KiB; the rest goes out again and gets 0 bytes (end of file):
+ * the second and third then go on alone, each fails, each is counted. */
+TEST(merge_short_transfer)
+{
+	uint64_t d[3], st[3];
+	uint16_t head[3], k;
+	const int status[3] = { VIRTIO_BLK_S_OK, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_IOERR };
+	const uint32_t used_len[3] = { 4097, 4097, 4097 };
+	uint8_t want[6144];
+	const struct blk_stats *s;
+	unsigned long ioerr, reads, br;
+
+	open_disk("", ALL_FEATURES);
+	s = blk_get_stats(b);
+	for (int i = 0; i < 3; i++)
+		d[i] = alloc(4096);
+	pattern(f.ram + d[0], 4096, 1);
+	pattern(f.ram + d[1], 4096, 2);
+	memcpy(want, f.ram + d[0], 4096);
+	memcpy(want + 4096, f.ram + d[1], 2048);
+	CHECK_EQ(request(VIRTIO_BLK_T_OUT, 0, d[0], 4096).status, VIRTIO_BLK_S_OK);
+	CHECK_EQ(request(VIRTIO_BLK_T_OUT, 8, d[1], 4096).status, VIRTIO_BLK_S_OK);
+	CHECK_EQ(truncate(path, 6144), 0);
+	for (int i = 0; i < 3; i++)
+		memset(f.ram + d[i], 0xcc, 4096);
+	ioerr = atomic_load(&s->io_errors);
+	reads = atomic_load(&s->reads);
+	br = atomic_load(&s->bytes_read);
+	k = fake_used_idx(&f);
+	for (int i = 0; i < 3; i++)
+		st[i] = queue_rw(VIRTIO_BLK_T_IN, 8u * i, d[i], 4096, &head[i]);
+	CHECK_EQ(kick_count(), 1);
+	check_used(k, 3, head, st, status, used_len);
+	CHECK(!memcmp(f.ram + d[0], want, 4096));
+	CHECK(!memcmp(f.ram + d[1], want + 4096, 2048));   /* as far as it went */
+	CHECK_EQ(atomic_load(&s->io_errors) - ioerr, 2);
+	CHECK_EQ(atomic_load(&s->reads) - reads, 1);
+	CHECK_EQ(atomic_load(&s->bytes_read) - br, 6144);
+	CHECK_EQ(truncate(path, DISK_SZ), 0);
+	close_disk();
+}
+
+/* A host error inside a merged I/O does not fail the members it was not
+ * about.  The middle one of three adjacent requests has its buffer in a
+ * page the host cannot access (EFAULT): the merged I/O stops there, the
+ * members not yet complete go on alone, and only that one gets IOERR (and
+ * counts as an I/O error); the others complete OK with their data -- for
+ * reads and for writes. */
+TEST(merge_error_fails_only_its_request)
+{
+	uint64_t d[3], bad, st[3];
+	uint16_t head[3], k;
+	const int status[3] = { VIRTIO_BLK_S_OK, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK };
+	const uint32_t wr_len[3] = { 1, 1, 1 }, rd_len[3] = { 4097, 4097, 4097 };
+	uint8_t want[3][4096], got[4096];
+	const struct blk_stats *s;
+	unsigned long ioerr, n;
+
+	open_disk("", ALL_FEATURES);
+	s = blk_get_stats(b);
+	d[0] = alloc(4096);
+	d[2] = alloc(4096);
+	bad = (alloc(8192) + 4095) & ~4095ULL;
+	d[1] = bad;
+	pattern(f.ram + d[0], 4096, 31);
+	pattern(f.ram + d[2], 4096, 33);
+	memcpy(want[0], f.ram + d[0], 4096);
+	memcpy(want[2], f.ram + d[2], 4096);
+	memset(want[1], 0x77, 4096);
+	{	/* What sectors 8-15 hold before: the failed write must not change it. */
+		int fd = open(path, O_WRONLY);
+
+		CHECK_EQ(pwrite(fd, want[1], 4096, 8 * 512), 4096);
+		close(fd);
+	}
+	CHECK_EQ(mprotect(f.ram + bad, 4096, PROT_NONE), 0);
+
+	ioerr = atomic_load(&s->io_errors);
+	n = atomic_load(&s->writes);
+	k = fake_used_idx(&f);
+	for (int i = 0; i < 3; i++)
+		st[i] = queue_rw(VIRTIO_BLK_T_OUT, 8u * i, d[i], 4096, &head[i]);
+	CHECK_EQ(kick_count(), 1);
+	check_used(k, 3, head, st, status, wr_len);
+	CHECK_EQ(atomic_load(&s->io_errors) - ioerr, 1);
+	CHECK_EQ(atomic_load(&s->writes) - n, 2);
+	for (int i = 0; i < 3; i++) {
+		file_read(8u * 512 * (unsigned)i, got, 4096);
+		CHECK(!memcmp(got, want[i], 4096));
+	}
+
+	memset(f.ram + d[0], 0, 4096);
+	memset(f.ram + d[2], 0, 4096);
+	ioerr = atomic_load(&s->io_errors);
+	n = atomic_load(&s->reads);
+	k = fake_used_idx(&f);
+	for (int i = 0; i < 3; i++)
+		st[i] = queue_rw(VIRTIO_BLK_T_IN, 8u * i, d[i], 4096, &head[i]);
+	CHECK_EQ(kick_count(), 1);
+	check_used(k, 3, head, st, status, rd_len);
+	CHECK_EQ(atomic_load(&s->io_errors) - ioerr, 1);
+	CHECK_EQ(atomic_load(&s->reads) - n, 2);
+	CHECK(!memcmp(f.ram + d[0], want[0], 4096));
+	CHECK(!memcmp(f.ram + d[2], want[2], 4096));
+	CHECK_EQ(mprotect(f.ram + bad, 4096, PROT_READ | PROT_WRITE), 0);
+	close_disk();
+}
+
+/* A full disk (here: the file size limit, EFBIG past 6 KiB) under three
+ * adjacent 4 KiB writes: the first lands, the second lands in part; the
+ * second and third fail, on their own, and are the two I/O errors counted;
+ * bytes written are what reached the image. */
+TEST(merge_disk_full)
+{
+	uint64_t d, st[3];
+	uint16_t head[3], k;
+	const int status[3] = { VIRTIO_BLK_S_OK, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_IOERR };
+	const uint32_t used_len[3] = { 1, 1, 1 };
+	const struct blk_stats *s;
+	unsigned long ioerr, writes, bw;
+	struct rlimit old, lim;
+	uint8_t got[6144];
+
+	open_disk("", ALL_FEATURES);
+	s = blk_get_stats(b);
+	d = alloc(3 * 4096);
+	pattern(f.ram + d, 3 * 4096, 9);
+	ioerr = atomic_load(&s->io_errors);
+	writes = atomic_load(&s->writes);
+	bw = atomic_load(&s->bytes_written);
+	CHECK_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 6144;
+	signal(SIGXFSZ, SIG_IGN);
+	CHECK_EQ(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	k = fake_used_idx(&f);
+	for (int i = 0; i < 3; i++)
+		st[i] = queue_rw(VIRTIO_BLK_T_OUT, 8u * i, d + 4096u * i, 4096, &head[i]);
+	CHECK_EQ(kick_count(), 1);
+	check_used(k, 3, head, st, status, used_len);
+	CHECK_EQ(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	CHECK_EQ(atomic_load(&s->io_errors) - ioerr, 2);
+	CHECK_EQ(atomic_load(&s->writes) - writes, 1);
+	CHECK_EQ(atomic_load(&s->bytes_written) - bw, 6144);
+	file_read(0, got, sizeof(got));
+	CHECK(!memcmp(got, f.ram + d, sizeof(got)));
+	close_disk();
+}
+
+/* Reset with a merged I/O in flight: the reset waits for it (every member
+ * holds its slot), and once Status reads 0 its data has landed but none of
+ * its members reached the ring.  From the loop's own thread (no wait), the
+ * late completion frees them all the same.  Afterwards every slot and
+ * merge slot is back: more merged batches than there are merge slots each
+ * go out as one I/O. */
+TEST(reset_with_merged_io_in_flight)
+{
+	enum { N = 4, LEN = 64 * 1024 };
+	uint64_t d, st[N], t0;
+	uint16_t head[N];
+	pthread_t th;
+
+	open_disk("", ALL_FEATURES);
+	d = alloc(N * LEN);
+	file_write_marker();
+	for (int from_loop = 0; from_loop < 2; from_loop++) {
+		memcpy(f.ram + d, "XXXX", 4);
+		for (int i = 0; i < N; i++)
+			st[i] = queue_rw(VIRTIO_BLK_T_IN, (uint64_t)i * (LEN / 512), d + (uint64_t)i * LEN,
+					 LEN, &head[i]);
+		CHECK_EQ(kick_count(), 1);
+		if (from_loop) {
+			wr(VIRTIO_MMIO_STATUS, 0);
+			CHECK_EQ(rd(VIRTIO_MMIO_STATUS), 0);
+			t0 = now_ms();
+			while (loop.inflight > 1 && now_ms() - t0 < 5000)
+				loop_once(&loop, false);
+			CHECK_EQ(loop.inflight, 1);   /* the queue's eventfd read */
+		} else {
+			atomic_store(&reset_done, false);
+			CHECK_EQ(pthread_create(&th, NULL, reset_thread, NULL), 0);
+			t0 = now_ms();
+			while (rd(VIRTIO_MMIO_QUEUE_READY) && now_ms() - t0 < 5000)
+				usleep(100);
+			CHECK(!atomic_load(&reset_done));
+			while (!atomic_load(&reset_done) && now_ms() - t0 < 5000) {
+				loop_once(&loop, false);
+				usleep(200);
+			}
+			pthread_join(th, NULL);
+			CHECK(now_ms() - t0 < 1500);
+			CHECK(!memcmp(f.ram + d, "MARK", 4));
+		}
+		run_idle();
+		CHECK_EQ(fake_used_idx(&f), 0);
+		for (int i = 0; i < N; i++)
+			CHECK_EQ(f.ram[st[i]], S_NONE);
+		CHECK_EQ(rd(VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+		driver_init(ALL_FEATURES);
+		d = alloc(N * LEN);
+	}
+	for (int batch = 0; batch < 20; batch++) {
+		const int status[2] = { VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK };
+		const uint32_t used_len[2] = { 513, 513 };
+		uint16_t k = fake_used_idx(&f);
+
+		st[0] = queue_rw(VIRTIO_BLK_T_IN, 0, d, 512, &head[0]);
+		st[1] = queue_rw(VIRTIO_BLK_T_IN, 1, d + 512, 512, &head[1]);
+		CHECK_EQ(kick_count(), 1);
+		check_used(k, 2, head, st, status, used_len);
+	}
+	close_disk();
+}
+
+/* More merged I/Os at once than there are merge slots: the groups that
+ * find none go out one request at a time, and everything completes. */
+TEST(merge_slots_run_out)
+{
+	enum { PAIRS = QNUM / 2 };
+	uint64_t d, st[QNUM];
+	uint16_t head[QNUM], k;
+	int status[QNUM];
+	uint32_t used_len[QNUM];
+
+	open_disk("", ALL_FEATURES);
+	d = alloc(QNUM * 512);
+	pattern(f.ram + d, QNUM * 512, 3);
+	k = fake_used_idx(&f);
+	for (int i = 0; i < QNUM; i++) {
+		/* Pairs of adjacent sectors, a gap after each pair. */
+		struct seg g = { d + 512u * i, 512, false };
+
+		st[i] = queue_req(VIRTIO_BLK_T_OUT, (uint64_t)(i / 2) * 4 + i % 2, &g, 1, true, &head[i]);
+		status[i] = VIRTIO_BLK_S_OK;
+		used_len[i] = 1;
+	}
+	CHECK(PAIRS > 16);
+	CHECK_EQ(kick_count(), 16 + 2 * (PAIRS - 16));
+	check_used(k, QNUM, head, st, status, used_len);
+	for (int i = 0; i < QNUM; i++) {
+		uint8_t got[512];
+
+		file_read(((uint64_t)(i / 2) * 4 + i % 2) * 512, got, 512);
+		CHECK(!memcmp(got, f.ram + d + 512u * i, 512));
+	}
+	close_disk();
+}
+
 TEST(option_parsing)
 {
 	struct blk_opts o;
@@ -965,4 +1611,9 @@ CHECK_MAIN(T(write_then_read), T(scatter_gather_and_shared_descriptors), T(indir
 	   T(read_only_disk), T(reset_with_request_in_flight), T(reset_gives_up_on_a_stuck_request),
 	   T(without_flush_writes_are_synchronous), T(direct_with_unaligned_buffers),
 	   T(interrupts_once_per_batch_and_event_idx), T(no_interrupt_flag_without_event_idx),
-	   T(many_requests_in_flight), T(counters_say_what_happened), T(option_parsing), T(open_errors))
+	   T(many_requests_in_flight), T(counters_say_what_happened), T(merges_adjacent_requests),
+	   T(merge_only_what_follows_on), T(merge_byte_limit), T(merge_iovec_limit),
+	   T(merge_direct_keeps_descriptors_apart), T(merge_short_transfer),
+	   T(merge_error_fails_only_its_request), T(merge_disk_full),
+	   T(reset_with_merged_io_in_flight), T(merge_slots_run_out), T(option_parsing),
+	   T(open_errors))
