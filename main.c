@@ -782,12 +782,14 @@ int main(int argc, char **argv)
 
 			fprintf(stderr, "ember: virtio-blk%d: %lu reads (%lu bytes), %lu writes "
 				"(%lu bytes), %lu flushes, %lu interrupts (%lu while masked), "
-				"%lu bad requests, %lu I/O errors, %lu unaligned direct\n", i,
+				"%lu bad requests, %lu I/O errors, %lu unaligned direct, "
+				"%lu merged into %lu host I/Os\n", i,
 				(unsigned long)st->reads, (unsigned long)st->bytes_read,
 				(unsigned long)st->writes, (unsigned long)st->bytes_written,
 				(unsigned long)st->flushes, (unsigned long)t->stats.irqs,
 				(unsigned long)disk_irq[i].masked, (unsigned long)st->bad_requests,
-				(unsigned long)st->io_errors, (unsigned long)st->unaligned);
+				(unsigned long)st->io_errors, (unsigned long)st->unaligned,
+				(unsigned long)st->merged, (unsigned long)st->merged_ios);
 			print_transport(t);
 		}
 		for (int i = 0; i < o.nnets; i++) {

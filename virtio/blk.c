@@ -878,7 +878,9 @@ static void group_submit(struct blk *b)
 	for (; r; r = r->next_member) {
 		memcpy(&m->iov[m->niov], r->iov, r->niov * sizeof(r->iov[0]));
 		m->niov += r->niov;
+		atomic_fetch_add(&b->stats.merged, 1);
 	}
+	atomic_fetch_add(&b->stats.merged_ios, 1);
 	merge_submit(m);
 }
 

@@ -113,6 +113,8 @@ struct blk_stats {
 	atomic_ulong io_errors;    /* host I/O failed: IOERR to the guest */
 	atomic_ulong bad_requests; /* guest sent something invalid */
 	atomic_ulong unaligned;    /* ,direct requests served buffered */
+	atomic_ulong merged;       /* READs/WRITEs sent to the host merged with others */
+	atomic_ulong merged_ios;   /* the host I/Os those made */
 };
 
 struct blk;

@@ -1019,6 +1019,8 @@ TEST(merges_adjacent_requests)
 	CHECK(!memcmp(got, want, sizeof(got)));
 	CHECK_EQ(atomic_load(&s->writes) - writes, N);
 	CHECK_EQ(atomic_load(&s->bytes_written) - bw, N * LEN);
+	CHECK_EQ(atomic_load(&s->merged), N);   /* --boot-time says so */
+	CHECK_EQ(atomic_load(&s->merged_ios), 1);
 
 	reads = atomic_load(&s->reads);
 	br = atomic_load(&s->bytes_read);
