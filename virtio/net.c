@@ -22,15 +22,6 @@
  * complete when they are submitted, so this only bounds one loop
  * iteration's batch; more chains wait in the ring until slots free up. */
 #define NET_TX_REQS 64
-/* Receive: READVs kept in flight on the tap at once, each into guest chains
- * of its own (struct net_rx_read).  A tap hands over one frame per read,
- * so with one READV every frame costs an io_uring_enter (submit it, reap
- * it: ~2 us of CPU here, more than QEMU's read(2) per frame); with several,
- * one enter submits them all and, when frames are queued, reaps as many
- * frames (bench/net.sh: 60-byte frames host -> guest).  8: the gain per
- * extra READV fades beyond a few, and each one holds a frame's worth of
- * the guest's buffers. */
-#define NET_RX_READS 8
 /* Chains one READV holds, and their iovecs.  A chain has at most
  * VQ_CHAIN_MAX buffers; no more chains are taken once fewer than that many
  * iovecs are left. */
