@@ -22,15 +22,15 @@
  * complete when they are submitted, so this only bounds one loop
  * iteration's batch; more chains wait in the ring until slots free up. */
 #define NET_TX_REQS 64
-/* Receive: chains held for the one READV in flight, and their iovecs.  A
- * chain has at most VQ_CHAIN_MAX buffers; no more chains are taken once
- * fewer than that many iovecs are left. */
+/* Chains one READV holds, and their iovecs.  A chain has at most
+ * VQ_CHAIN_MAX buffers; no more chains are taken once fewer than that many
+ * iovecs are left. */
 #define NET_RX_CHAINS VQ_NUM_MAX
 #define NET_RX_IOVS   (4 * VQ_CHAIN_MAX)
 /* No frame from the tap is longer: the part of a receive chain beyond this
  * is never used (and keeps every length within 32 bits). */
 #define NET_RX_CHAIN_CAP (NET_HDR_LEN + NET_GSO_FRAME_MAX)
-/* Room after the guest's buffers for the rest of the longest frame. */
+/* Room after a READV's guest buffers for the rest of the longest frame. */
 #define NET_RX_SPILL (NET_HDR_LEN + NET_GSO_FRAME_MAX)
 /* A reset checks this often whether the VM is ending while it waits. */
 #define NET_QUIESCE_SLICE_MS 20
@@ -46,11 +46,29 @@ struct net_tx_req {
 	struct iovec iov[VQ_CHAIN_MAX + 1];
 };
 
-/* A receive chain held by the device: its iovecs are rx_iov[first..+niov). */
+/* A receive chain held by the device. */
 struct net_rx_chain {
 	uint16_t head;
-	uint16_t niov;
+	uint16_t niov;             /* its iovecs, after those of the chains before it */
 	uint32_t cap;
+};
+
+/* One READV on the tap and the receive chains it reads into, in the order
+ * they were taken: their iovecs are iov[0..niov), and the READV's last
+ * iovec is spill (see rx_post()).  Chains a frame did not fill stay with
+ * the slot for its next READV. */
+struct net_rx_read {
+	struct loop_op op;         /* first: the SQE's user_data */
+	struct net *n;
+	bool inflight;
+	uint32_t gen;              /* receive queue generation when posted */
+	unsigned nchains, niov;
+	uint64_t cap;              /* bytes the chains hold */
+	struct net_rx_chain chain[NET_RX_CHAINS];
+	struct iovec iov[NET_RX_IOVS + 1];
+	/* Last, so that its pages are touched only by a frame longer than
+	 * the chains (the array is large enough that calloc maps it fresh). */
+	uint8_t spill[NET_RX_SPILL];
 };
 
 struct net {
@@ -71,21 +89,16 @@ struct net {
 	struct loop_hook hook;
 	struct vq_chain chain;     /* scratch for vq_pop */
 
-	/* Receive: the chains taken from the ring, in ring order, and the one
-	 * READV (rx_op) that covers all of them while rx_inflight. */
-	struct loop_op rx_op;
-	bool rx_inflight;
-	uint32_t rx_gen;           /* receive queue generation of that READV */
+	/* Receive (see rx_fill()). */
+	struct net_rx_read *rx;    /* NET_RX_READS slots */
+	unsigned rx_inflight;      /* READVs in flight, of any generation */
+	unsigned rx_frames;        /* READVs that brought a frame since the last batch */
+	bool rx_completed;         /* a READV came back since the last batch */
+	bool rx_big;               /* frames beyond NET_RX_SMALL are expected */
+	unsigned rx_small_run;     /* frames in a row within NET_RX_SMALL */
 	bool rx_waiting;           /* stopped for want of buffers */
 	bool rx_stopped;           /* the tap failed: no more reads */
 	bool rx_dirty;
-	unsigned rx_nchains, rx_niov;
-	uint64_t rx_cap;
-	struct net_rx_chain rx_chain[NET_RX_CHAINS];
-	/* One more than the chains can fill: the READV's last iovec is
-	 * rx_spill (see rx_fill()). */
-	struct iovec rx_iov[NET_RX_IOVS + 1];
-	uint8_t *rx_spill;         /* NET_RX_SPILL bytes, never the guest's */
 
 	/* Transmit. */
 	struct net_tx_req *tx_reqs, *tx_free;
@@ -433,6 +446,44 @@ static size_t iov_copy(const struct iovec *iov, unsigned n, size_t off, void *bu
 
 /* ---- receive (§5.1.6.3, §5.1.6.4) ---- */
 
+/* How receive works.
+ *
+ * Up to NET_RX_READS READVs are in flight on the tap, each straight into
+ * guest chains of its own (a slot, struct net_rx_read), and only while the
+ * guest has given chains: none is posted without one (back-pressure).  Each
+ * read takes the next frame the tap holds, whole.
+ *
+ * Order.  The frames must reach the used ring in the order the tap hands
+ * them over (the driver has no way to reorder them, and TCP slows down on
+ * reordering).  rx_done() pushes each frame's chains the moment its
+ * completion is reaped, so the used ring follows the completion queue, and
+ * the completion queue follows the order in which the reads were served:
+ * every read on the tap runs in the loop thread, never in an io-wq worker
+ * (the tap is O_NONBLOCK and pollable: a read that finds it empty waits
+ * for its poll wakeup and is retried by task work in the loop thread),
+ * one after another, and io_uring posts the completions of the reads it
+ * ran in one submission or one run of task work in the order it ran them.
+ * Which slot gets which frame is not fixed (a frame wakes every waiting
+ * read; the one the kernel retries first takes it): the chains are used
+ * out of the order they were made available, which virtio allows unless
+ * VIRTIO_F_IN_ORDER is negotiated (never offered).
+ *
+ * How many.  Each slot's READV covers `want` bytes of chains: without
+ * MRG_RXBUF one chain (the driver sizes it for its largest frame); with it
+ * NET_RX_SMALL, one MTU-sized frame, or NET_RX_NEED, a largest (GSO) frame,
+ * while frames beyond NET_RX_SMALL are being received (rx_big; then one
+ * READV at a time, as each such frame takes many chains).  A frame longer
+ * than its slot's chains runs into the slot's spill buffer; with MRG_RXBUF
+ * the rest is copied into more chains (the only copy receive makes), else
+ * it is dropped.  A READV that finds the tap empty waits, and every frame
+ * then wakes all the waiting ones, so the number posted follows the tap's
+ * backlog (rx_fill()): one more is posted only when every READV posted
+ * came back with a frame.
+ *
+ * Notifications.  The driver is asked to notify (avail_event) only when the
+ * device holds no READV at all and the ring has no chain: while a READV is
+ * in flight, its completion looks at the ring again anyway. */
+
 /* TUN_F_* for what the driver negotiated: the tap may hand over partial
  * checksums only with GUEST_CSUM, and GSO frames only of the negotiated
  * kinds (which need GUEST_CSUM too, §5.1.3.1). */
@@ -451,6 +502,10 @@ static void apply_offloads(struct net *n)
 			off |= TUN_F_UFO;
 	}
 	off &= n->tun_offloads;
+	/* A driver that takes GSO frames will likely get them: start with
+	 * READVs sized for them. */
+	n->rx_big = has(n, VIRTIO_NET_F_MRG_RXBUF) && (off & (TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_UFO));
+	n->rx_small_run = 0;
 	if (!n->is_tap || off == n->offloads_now)
 		return;
 	if (ioctl(n->fd, TUNSETOFFLOAD, off) < 0)
@@ -459,17 +514,24 @@ static void apply_offloads(struct net *n)
 		n->offloads_now = off;
 }
 
-/* With MRG_RXBUF, the buffers one READV spans: room for the largest frame
- * a tap can hand over (a GSO frame, or a plain frame of a 64 KiB MTU the
- * host and guest may agree on without telling the device), since a frame
- * longer than the READV is lost.  Chains it does not fill stay for the
- * next frame. */
-#define NET_RX_NEED (NET_HDR_LEN + NET_GSO_FRAME_MAX)
+/* With MRG_RXBUF, what one READV covers: room for the largest frame a tap
+ * can hand over (a GSO frame, or a plain frame of a 64 KiB MTU the host and
+ * guest may agree on without telling the device) while such frames come,
+ * else one frame of a 1500-byte MTU (with a VLAN tag). */
+#define NET_RX_NEED  (NET_HDR_LEN + NET_GSO_FRAME_MAX)
+#define NET_RX_SMALL (NET_HDR_LEN + NET_FRAME_MAX)
+/* Frames in a row within NET_RX_SMALL after which READVs are small again. */
+#define NET_RX_SHRINK 256
 
-/* Keep a popped receive chain, or say why it cannot be one. */
-static const char *rx_take(struct net *n, const struct vq_chain *c)
+static bool rx_room(const struct net_rx_read *r)
 {
-	struct net_rx_chain *rc = &n->rx_chain[n->rx_nchains];
+	return r->nchains < NET_RX_CHAINS && NET_RX_IOVS - r->niov >= VQ_CHAIN_MAX;
+}
+
+/* Keep a popped receive chain in slot r, or say why it cannot be one. */
+static const char *rx_take(struct net_rx_read *r, const struct vq_chain *c)
+{
+	struct net_rx_chain *rc = &r->chain[r->nchains];
 	uint64_t cap = 0;
 
 	/* §5.1.6.3: receive buffers are device-writable; §5.1.6.3.1: each at
@@ -489,51 +551,72 @@ static const char *rx_take(struct net *n, const struct vq_chain *c)
 			continue;
 		if (len > NET_RX_CHAIN_CAP - cap)
 			len = NET_RX_CHAIN_CAP - cap;
-		n->rx_iov[n->rx_niov + rc->niov].iov_base = c->seg[i].host;
-		n->rx_iov[n->rx_niov + rc->niov].iov_len = len;
+		r->iov[r->niov + rc->niov].iov_base = c->seg[i].host;
+		r->iov[r->niov + rc->niov].iov_len = len;
 		rc->niov++;
 		cap += len;
 	}
 	rc->cap = (uint32_t)cap;
-	n->rx_niov += rc->niov;
-	n->rx_cap += cap;
-	n->rx_nchains++;
+	r->niov += rc->niov;
+	r->cap += cap;
+	r->nchains++;
 	return NULL;
 }
 
-/* Lock held, loop thread.  Take receive chains until a largest frame fits
- * (with MRG_RXBUF, NET_RX_NEED; else one chain), then post the READV into
- * them.  Without any chain nothing is read: frames wait in the tap until
- * the driver adds buffers and notifies (vq_arm_notify asked it to). */
-static void rx_fill(struct net *n)
+/* The ring is empty: move chains into r from another slot that holds some
+ * without a READV (it could not be posted, or a frame left them), until r
+ * has want bytes.  False when there was nothing to move. */
+static bool rx_steal(struct net *n, struct net_rx_read *r, uint64_t want)
+{
+	bool moved = false;
+
+	for (unsigned i = 0; i < NET_RX_READS && r->cap < want; i++) {
+		struct net_rx_read *v = &n->rx[i];
+
+		while (v != r && !v->inflight && v->nchains && r->cap < want) {
+			const struct net_rx_chain *c = &v->chain[v->nchains - 1];
+
+			if (r->nchains == NET_RX_CHAINS || NET_RX_IOVS - r->niov < c->niov)
+				return moved;
+			memcpy(r->iov + r->niov, v->iov + v->niov - c->niov, c->niov * sizeof(r->iov[0]));
+			r->chain[r->nchains++] = *c;
+			r->niov += c->niov;
+			r->cap += c->cap;
+			v->niov -= c->niov;
+			v->cap -= c->cap;
+			v->nchains--;
+			moved = true;
+		}
+	}
+	return moved;
+}
+
+/* Lock held, loop thread.  Take chains into slot r until it holds want
+ * bytes: from the ring, then from idle slots.  may_arm: when nothing is to
+ * be had and r is empty, ask the driver for a notification (vq_arm_notify,
+ * which also closes the race with a chain added meanwhile).  False when the
+ * ring turned out to be corrupt (the device needs a reset). */
+static bool rx_top_up(struct net *n, struct net_rx_read *r, uint64_t want, bool may_arm)
 {
 	struct vq *q = rxq(n);
-	bool mrg = has(n, VIRTIO_NET_F_MRG_RXBUF);
-	uint64_t need = mrg ? NET_RX_NEED : 1;
-	struct io_uring_sqe *sqe;
 	const char *why;
-	unsigned niov;
 
-	if (n->rx_inflight || n->rx_quiesce || n->rx_stopped || n->loop->stop ||
-	    !virtio_mmio_live(&n->t) || !n->t.q[RXQ].ready)
-		return;
-	if (n->offloads_stale)
-		apply_offloads(n);
-	while (n->rx_cap < need && n->rx_nchains < NET_RX_CHAINS &&
-	       NET_RX_IOVS - n->rx_niov >= VQ_CHAIN_MAX) {
+	while (r->cap < want && rx_room(r)) {
 		int rc = vq_pop(q, &n->chain, &why);
 
 		if (rc == VQ_EMPTY) {
-			if (vq_arm_notify(q))
+			if (rx_steal(n, r, want))
+				continue;
+			if (may_arm && !r->nchains && vq_arm_notify(q))
 				continue;
 			break;
 		}
 		if (rc == VQ_BROKEN) {
 			virtio_mmio_needs_reset(&n->t, why);
-			return;
+			return false;
 		}
 		if (rc == VQ_CHAIN)
-			why = rx_take(n, &n->chain);
+			why = rx_take(r, &n->chain);
 		if (why) {
 			/* Malformed: back to the driver unused. */
 			bad_chain(n, why);
@@ -541,27 +624,92 @@ static void rx_fill(struct net *n)
 			n->rx_dirty = true;
 		}
 	}
-	if (!n->rx_nchains) {
+	return true;
+}
+
+/* Lock held, loop thread.  Post slot r's READV: its chains (without
+ * MRG_RXBUF only the first: one chain per frame), then its spill buffer.
+ * A frame longer than the buffers must be seen to be: a tap may return the
+ * truncated length of a short read (Linux 6.18 does) as well as the
+ * frame's, so the spill buffer has room for the rest of any frame, and
+ * whatever lands there makes the read longer than the chains (rx_frame()). */
+static void rx_post(struct net *n, struct net_rx_read *r)
+{
+	unsigned niov = has(n, VIRTIO_NET_F_MRG_RXBUF) ? r->niov : r->chain[0].niov;
+	struct io_uring_sqe *sqe;
+
+	r->iov[niov].iov_base = r->spill;
+	r->iov[niov].iov_len = NET_RX_SPILL;
+	sqe = loop_sqe(n->loop, &r->op);
+	io_uring_prep_readv(sqe, n->file, r->iov, niov + 1, 0);
+	loop_fixed(sqe);
+	r->inflight = true;
+	r->gen = n->t.q[RXQ].gen;
+	n->rx_inflight++;
+}
+
+/* An idle slot (no READV in flight), one holding chains first; NULL when
+ * every slot has a READV in flight. */
+static struct net_rx_read *rx_idle_slot(struct net *n)
+{
+	struct net_rx_read *empty = NULL;
+
+	for (unsigned i = 0; i < NET_RX_READS; i++) {
+		struct net_rx_read *r = &n->rx[i];
+
+		if (r->inflight)
+			continue;
+		if (r->nchains)
+			return r;
+		if (!empty)
+			empty = r;
+	}
+	return empty;
+}
+
+/* Lock held, loop thread (the batch hook, a notification).  Post READVs
+ * into the guest's chains.  How many: while any READV of this generation
+ * waits in flight, the tap ran empty and a frame would wake them all, so
+ * none more; when all came back, twice as many as brought a frame since
+ * the last batch (at least one, at most NET_RX_READS; one while frames
+ * beyond NET_RX_SMALL come).  A slot short of want bytes is posted only
+ * when it would be the only READV (frames would otherwise wait in the
+ * tap); with no chain at all and none in flight, the driver is asked to
+ * notify, and frames wait in the tap until it does. */
+static void rx_fill(struct net *n)
+{
+	bool mrg = has(n, VIRTIO_NET_F_MRG_RXBUF);
+	unsigned live = 0, budget;
+	uint64_t want;
+
+	if (n->rx_quiesce || n->rx_stopped || n->loop->stop || !virtio_mmio_live(&n->t) ||
+	    !n->t.q[RXQ].ready)
+		return;
+	if (n->offloads_stale)
+		apply_offloads(n);   /* also sets rx_big for the new driver */
+	want = !mrg ? 1 : n->rx_big ? NET_RX_NEED : NET_RX_SMALL;
+	for (unsigned i = 0; i < NET_RX_READS; i++)
+		live += n->rx[i].inflight && n->rx[i].gen == n->t.q[RXQ].gen;
+	budget = live ? live : mrg && n->rx_big ? 1 : n->rx_frames ? 2 * n->rx_frames : 1;
+	if (budget > NET_RX_READS)
+		budget = NET_RX_READS;
+	while (live < budget) {
+		struct net_rx_read *r = rx_idle_slot(n);
+
+		if (!r || !rx_top_up(n, r, want, !live))
+			return;
+		if (!r->nchains || (r->cap < want && live))
+			break;
+		rx_post(n, r);
+		live++;
+	}
+	if (live) {
+		n->rx_waiting = false;
+	} else {
 		if (!n->rx_waiting)
 			atomic_fetch_add(&n->stats.rx_waits, 1);
 		n->rx_waiting = true;
-		return;
 	}
-	n->rx_waiting = false;
-	/* A frame longer than the buffers must be seen to be: a tap may
-	 * return the truncated length of a short read (Linux 6.18 does) as
-	 * well as the frame's.  So the READV ends in a host buffer with room
-	 * for the rest of any frame: whatever lands there makes the read
-	 * longer than the guest's buffers, and rx_done() drops it.  (Without
-	 * MRG_RXBUF one chain is held, so its iovecs are the only ones.) */
-	niov = mrg ? n->rx_niov : n->rx_chain[0].niov;
-	n->rx_iov[niov].iov_base = n->rx_spill;
-	n->rx_iov[niov].iov_len = NET_RX_SPILL;
-	sqe = loop_sqe(n->loop, &n->rx_op);
-	io_uring_prep_readv(sqe, n->file, n->rx_iov, niov + 1, 0);
-	loop_fixed(sqe);
-	n->rx_inflight = true;
-	n->rx_gen = n->t.q[RXQ].gen;
 }
 
 /* The header the tap wrote, made what the driver negotiated: false when
@@ -595,9 +743,10 @@ static bool rx_fix_header(const struct net *n, struct virtio_net_hdr *h)
 	}
 }
 
-/* A frame of len bytes (header included) is in the chains: hand the ones it
- * filled to the driver and keep the rest for the next READV. */
-static void rx_deliver(struct net *n, uint32_t len, const struct virtio_net_hdr *h)
+/* A frame of len bytes (header included) is in slot r's chains: hand the
+ * ones it filled to the driver and keep the rest for the slot's next READV. */
+static void rx_deliver(struct net *n, struct net_rx_read *r, uint32_t len,
+		       const struct virtio_net_hdr *h)
 {
 	struct virtio_net_hdr hdr = *h;
 	uint32_t left = len;
@@ -605,11 +754,11 @@ static void rx_deliver(struct net *n, uint32_t len, const struct virtio_net_hdr 
 	uint64_t used_cap = 0;
 
 	while (left) {
-		uint32_t k = n->rx_chain[m].cap < left ? n->rx_chain[m].cap : left;
+		uint32_t k = r->chain[m].cap < left ? r->chain[m].cap : left;
 
 		left -= k;
-		used_cap += n->rx_chain[m].cap;
-		iovs += n->rx_chain[m].niov;
+		used_cap += r->chain[m].cap;
+		iovs += r->chain[m].niov;
 		m++;
 	}
 	/* §5.1.6.4: num_buffers is the number of buffers the frame uses, 1
@@ -617,22 +766,61 @@ static void rx_deliver(struct net *n, uint32_t len, const struct virtio_net_hdr 
 	 * used ring's release store in vq_publish() orders this write before
 	 * the driver can see the buffers. */
 	hdr.num_buffers = (uint16_t)m;
-	iov_copy(n->rx_iov, n->rx_niov, 0, &hdr, NET_HDR_LEN, true);
+	iov_copy(r->iov, r->niov, 0, &hdr, NET_HDR_LEN, true);
 	left = len;
 	for (unsigned i = 0; i < m; i++) {
-		uint32_t k = n->rx_chain[i].cap < left ? n->rx_chain[i].cap : left;
+		uint32_t k = r->chain[i].cap < left ? r->chain[i].cap : left;
 
-		vq_push(rxq(n), n->rx_chain[i].head, k);
+		vq_push(rxq(n), r->chain[i].head, k);
 		left -= k;
 	}
 	n->rx_dirty = true;
-	n->rx_nchains -= m;
-	n->rx_niov -= iovs;
-	n->rx_cap -= used_cap;
-	memmove(n->rx_chain, n->rx_chain + m, n->rx_nchains * sizeof(n->rx_chain[0]));
-	memmove(n->rx_iov, n->rx_iov + iovs, n->rx_niov * sizeof(n->rx_iov[0]));
+	r->nchains -= m;
+	r->niov -= iovs;
+	r->cap -= used_cap;
+	memmove(r->chain, r->chain + m, r->nchains * sizeof(r->chain[0]));
+	memmove(r->iov, r->iov + iovs, r->niov * sizeof(r->iov[0]));
 	atomic_fetch_add(&n->stats.rx_packets, 1);
 	atomic_fetch_add(&n->stats.rx_bytes, len - NET_HDR_LEN);
+}
+
+/* Slot r's READV read len bytes (header included): deliver the frame, or
+ * drop it (the chains stay with the slot for the next frame). */
+static void rx_frame(struct net *n, struct net_rx_read *r, uint32_t len)
+{
+	bool mrg = has(n, VIRTIO_NET_F_MRG_RXBUF);
+	uint64_t avail = mrg ? r->cap : r->chain[0].cap;
+	struct virtio_net_hdr h;
+
+	if (mrg) {
+		if (len > NET_RX_SMALL) {
+			n->rx_big = true;
+			n->rx_small_run = 0;
+		} else if (n->rx_big && ++n->rx_small_run >= NET_RX_SHRINK) {
+			n->rx_big = false;
+		}
+	}
+	if (len < NET_HDR_LEN + NET_FRAME_MIN ||
+	    iov_copy(r->iov, r->niov, 0, &h, NET_HDR_LEN, false) != NET_HDR_LEN ||
+	    !rx_fix_header(n, &h))
+		goto drop;   /* not for this driver (or not a frame) */
+	if (len > avail) {
+		/* Its end went to the spill buffer.  Without MRG_RXBUF a frame
+		 * takes one chain, and one that filled the spill buffer too
+		 * may have been cut short: dropped.  Else the rest goes into
+		 * more chains, a copy (a READV holds fewer chains than a
+		 * largest frame needs but while such frames come). */
+		uint64_t held = r->cap;
+
+		if (!mrg || len >= avail + NET_RX_SPILL || !rx_top_up(n, r, len, false) ||
+		    r->cap < len)
+			goto drop;
+		iov_copy(r->iov, r->niov, held, r->spill, len - held, true);
+	}
+	rx_deliver(n, r, len, &h);
+	return;
+drop:
+	atomic_fetch_add(&n->stats.rx_dropped, 1);
 }
 
 static void wake_quiescer(struct net *n)
@@ -641,38 +829,38 @@ static void wake_quiescer(struct net *n)
 		pthread_cond_broadcast(&n->idle);
 }
 
+/* A READV came back.  Its slot is posted again by the batch hook, once
+ * every completion of this loop iteration is in (rx_fill()). */
 static void rx_done(struct loop_op *op, int res)
 {
-	struct net *n = (struct net *)((char *)op - offsetof(struct net, rx_op));
-	uint64_t avail;
-	struct virtio_net_hdr h;
+	struct net_rx_read *r = (struct net_rx_read *)op;
+	struct net *n = r->n;
 
 	pthread_mutex_lock(&n->t.lock);
-	n->rx_inflight = false;
-	avail = has(n, VIRTIO_NET_F_MRG_RXBUF) ? n->rx_cap : n->rx_nchains ? n->rx_chain[0].cap : 0;
-	if (n->rx_gen != n->t.q[RXQ].gen || n->rx_quiesce || n->loop->stop) {
+	r->inflight = false;
+	n->rx_inflight--;
+	n->rx_completed = true;
+	if (r->gen != n->t.q[RXQ].gen || n->rx_quiesce || n->loop->stop) {
 		/* The chains went back to the driver with the reset. */
+		r->nchains = r->niov = 0;
+		r->cap = 0;
 	} else if (res == -EAGAIN || res == -EINTR || res == -ECANCELED) {
-		/* Nothing read: post it again. */
+		/* Nothing read: posted again. */
 	} else if (res <= 0) {
-		atomic_fetch_add(&n->stats.rx_errors, 1);
-		n->rx_stopped = true;
-		if (res == -EBADFD) {
-			tap_gone(n);
-		} else {
-			host_problem(n, "read from", res ? -res : EIO, "; receiving stopped");
+		/* One failure of the tap, seen by every READV in flight:
+		 * counted and logged once. */
+		if (!n->rx_stopped) {
+			atomic_fetch_add(&n->stats.rx_errors, 1);
+			n->rx_stopped = true;
+			if (res == -EBADFD)
+				tap_gone(n);
+			else
+				host_problem(n, "read from", res ? -res : EIO, "; receiving stopped");
 		}
-	} else if ((uint64_t)res > avail || (uint32_t)res < NET_HDR_LEN + NET_FRAME_MIN ||
-		   iov_copy(n->rx_iov, n->rx_niov, 0, &h, NET_HDR_LEN, false) != NET_HDR_LEN ||
-		   !rx_fix_header(n, &h)) {
-		/* Longer than the buffers (its end went to rx_spill), or not
-		 * for this driver: dropped, and the chains are used for the
-		 * next frame. */
-		atomic_fetch_add(&n->stats.rx_dropped, 1);
 	} else {
-		rx_deliver(n, (uint32_t)res, &h);
+		n->rx_frames++;
+		rx_frame(n, r, (uint32_t)res);
 	}
-	rx_fill(n);
 	wake_quiescer(n);
 	pthread_mutex_unlock(&n->t.lock);
 }
@@ -860,7 +1048,8 @@ static void net_notify(void *dev, unsigned q)
 		tx_process(n);
 }
 
-/* End of a loop iteration: resume a starved transmit queue, publish both
+/* End of a loop iteration: post READVs again now that this iteration's
+ * completions are all in, resume a starved transmit queue, publish both
  * used rings once and interrupt at most once. */
 static void net_batch(void *opaque)
 {
@@ -868,6 +1057,11 @@ static void net_batch(void *opaque)
 	bool irq = false;
 
 	pthread_mutex_lock(&n->t.lock);
+	if (n->rx_completed) {
+		rx_fill(n);
+		n->rx_completed = false;
+		n->rx_frames = 0;
+	}
 	if (n->tx_starved && n->tx_free) {
 		n->tx_starved = false;
 		tx_process(n);
@@ -960,9 +1154,13 @@ static void net_reset(void *dev, int q)
 	bool rx = q < 0 || q == RXQ, tx = q < 0 || q == TXQ;
 
 	if (rx) {
-		/* The chains held belong to the driver again. */
-		n->rx_nchains = n->rx_niov = 0;
-		n->rx_cap = 0;
+		/* The chains held belong to the driver again (a READV in
+		 * flight still writes into them until quiesce() is done). */
+		for (unsigned i = 0; i < NET_RX_READS; i++) {
+			n->rx[i].nchains = n->rx[i].niov = 0;
+			n->rx[i].cap = 0;
+		}
+		n->rx_frames = 0;
 		n->rx_dirty = n->rx_waiting = false;
 		n->offloads_stale = true;
 	}
@@ -1012,9 +1210,15 @@ int net_attach(struct net *n, unsigned slot, const struct guest_mem *mem,
 	}
 	build_config(n);
 	n->tx_reqs = calloc(NET_TX_REQS, sizeof(*n->tx_reqs));
-	n->rx_spill = malloc(NET_RX_SPILL);
-	if (!n->tx_reqs || !n->rx_spill)
+	/* ~600 KiB, nearly all of it spill buffers: calloc maps that fresh,
+	 * and a page takes memory only once a frame is read into it. */
+	n->rx = calloc(NET_RX_READS, sizeof(*n->rx));
+	if (!n->tx_reqs || !n->rx)
 		return err_set(e, "out of memory");
+	for (unsigned i = 0; i < NET_RX_READS; i++) {
+		n->rx[i].n = n;
+		n->rx[i].op.done = rx_done;
+	}
 	for (int i = NET_TX_REQS - 1; i >= 0; i--) {
 		n->tx_reqs[i].n = n;
 		n->tx_reqs[i].op.done = tx_done;
@@ -1022,7 +1226,6 @@ int net_attach(struct net *n, unsigned slot, const struct guest_mem *mem,
 	}
 	n->loop = loop;
 	n->loop_thread = pthread_self();
-	n->rx_op.done = rx_done;
 	n->cancel_op.done = cancel_done;
 	n->quiesce_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (n->quiesce_fd < 0)
@@ -1064,6 +1267,6 @@ void net_close(struct net *n)
 	if (n->fd >= 0)
 		close(n->fd);
 	free(n->tx_reqs);
-	free(n->rx_spill);
+	free(n->rx);
 	free(n);
 }

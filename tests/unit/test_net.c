@@ -2,10 +2,13 @@
  * through its registers, frames through two real split rings, the tap a
  * SOCK_SEQPACKET socket pair (one message = 12-byte header + frame, like a
  * tap with vnet headers) served by a real io_uring loop.  Transmit chains of
- * every layout, receive into single and merged buffers, back-pressure with
- * no buffers, malformed chains, header checks in both directions, reset
- * with a READV in flight (from the loop's thread and from another thread),
- * and option parsing. */
+ * every layout, receive into single and merged buffers, several READVs in
+ * flight (frames in the tap's order, through reads served at once and reads
+ * that waited), back-pressure with no buffers, notifications asked for only
+ * when the device holds none, a frame longer than its READV copied on,
+ * malformed chains, header checks in both directions, reset with READVs in
+ * flight (from the loop's thread and from another thread), and option
+ * parsing. */
 #define CHECK_FILE "net"
 #include "../check.h"
 
@@ -220,6 +223,10 @@ static bool host_has_frame(void)
 
 #define ALL (~0ULL)
 #define NO_MRG (~(1ULL << VIRTIO_NET_F_MRG_RXBUF))
+/* MRG_RXBUF without the GSO offloads: a driver of plain frames, whose READVs
+ * each cover one MTU-sized frame, several in flight. */
+#define NO_GSO (~((1ULL << VIRTIO_NET_F_GUEST_TSO4) | (1ULL << VIRTIO_NET_F_GUEST_TSO6) | \
+		  (1ULL << VIRTIO_NET_F_GUEST_UFO)))
 #define OFFLOADS (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_UFO)
 
 /* ---- configuration ---- */
@@ -819,6 +826,369 @@ TEST(tap_errors_are_counted)
 	close_net();
 }
 
+/* ---- several READVs in flight ---- */
+
+/* SQEs of the loop in flight besides the device's READVs (its eventfd
+ * READs), measured with no receive buffer posted. */
+static unsigned loop_base;
+
+static void measure_loop_base(void)
+{
+	run_idle();
+	loop_base = loop.inflight;
+}
+
+/* READVs in flight now. */
+static unsigned reads_in_flight(void)
+{
+	return loop.inflight - loop_base;
+}
+
+/* avail_event in the used ring (§2.7.10): where the device asked to be
+ * notified. */
+static uint16_t avail_event(const struct q *q)
+{
+	uint16_t v;
+
+	memcpy(&v, ram + q->used + 4 + 8u * QNUM, 2);
+	return v;
+}
+
+/* n single-buffer receive chains of len bytes, filled with 0xab; gpa_of[head]
+ * is each one's buffer. */
+static void rx_chains(uint64_t *gpa_of, int cnt, uint32_t len)
+{
+	for (int i = 0; i < cnt; i++) {
+		uint64_t a = alloc(len);
+		uint16_t head;
+
+		memset(ram + a, 0xab, len);
+		head = add_chain(&rx, (struct seg[]){ { a, len, true } }, 1);
+		gpa_of[head] = a;
+	}
+}
+
+/* Used entries [from, from + cnt) of the receive ring hold, in that order,
+ * single-buffer frames of 60 + seed bytes of pattern seed, seeds seed0,
+ * seed0 + 1, ... */
+static bool frames_in_order(const uint64_t *gpa_of, uint16_t from, unsigned cnt, unsigned seed0)
+{
+	uint8_t want[NET_HDR_LEN + 1600];
+
+	for (unsigned k = 0; k < cnt; k++) {
+		unsigned seed = seed0 + k;
+		uint32_t id, len;
+		struct virtio_net_hdr gh;
+
+		used_elem(&rx, (uint16_t)(from + k), &id, &len);
+		if (id >= QNUM || len != NET_HDR_LEN + 60 + seed) {
+			fprintf(stderr, "used %u: id %u len %u, want frame %u\n", from + k, id, len, seed);
+			return false;
+		}
+		memcpy(&gh, ram + gpa_of[id], NET_HDR_LEN);
+		pattern(want, 60 + seed, seed);
+		if (gh.num_buffers != 1 || memcmp(ram + gpa_of[id] + NET_HDR_LEN, want, 60 + seed)) {
+			fprintf(stderr, "used %u: not frame %u\n", from + k, seed);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void send_frames(unsigned seed0, unsigned cnt)
+{
+	struct virtio_net_hdr h = hdr_of(0, 0, 0);
+
+	for (unsigned i = 0; i < cnt; i++)
+		host_send(&h, 60 + seed0 + i, seed0 + i);
+}
+
+/* Frames queued in the tap: READVs ramp up (one, then twice as many as came
+ * back with a frame), so that one loop iteration, one io_uring_enter,
+ * brings several frames, at most one per READV, published together with
+ * one interrupt (no EVENT_IDX here: the driver wants one for every
+ * batch); the used ring has them in the tap's order. */
+TEST(rx_several_reads_in_flight)
+{
+	static uint64_t gpa_of[QNUM];
+	uint16_t prev = 0;
+	unsigned most = 0, most_irqs = 0, irq_max = 0;
+
+	open_net(OFFLOADS, NO_GSO & ~(1ULL << VIRTIO_F_RING_EVENT_IDX));
+	measure_loop_base();
+	rx_chains(gpa_of, 60, 2048);
+	send_frames(0, 50);
+	kick(0);
+	for (int calls = 0; calls < 500 && used_idx(&rx) != 50; calls++) {
+		int r0 = raised;
+		uint16_t u;
+
+		loop_once(&loop, false);
+		u = used_idx(&rx);
+		if ((unsigned)(raised - r0) > irq_max)
+			irq_max = (unsigned)(raised - r0);
+		if ((unsigned)(uint16_t)(u - prev) > most) {
+			most = (uint16_t)(u - prev);
+			most_irqs = (unsigned)(raised - r0);
+		}
+		prev = u;
+	}
+	CHECK_EQ(used_idx(&rx), 50);
+	CHECK(most >= 4);
+	CHECK(most <= NET_RX_READS);
+	CHECK_EQ(most_irqs, 1);
+	CHECK_EQ(irq_max, 1);
+	CHECK(frames_in_order(gpa_of, 0, 50, 0));
+	/* The tap is empty now: READVs wait in it, each on a chain. */
+	run_idle();
+	CHECK(reads_in_flight() >= 2);
+	CHECK_EQ(net_get_stats(n)->rx_packets, 50);
+	CHECK_EQ(net_get_stats(n)->rx_dropped, 0);
+	close_net();
+}
+
+/* Frames that arrive while several READVs wait in the empty tap wake them
+ * all; whichever takes a frame, the used ring still has the frames in the
+ * tap's order. */
+TEST(rx_order_with_reads_waiting)
+{
+	static uint64_t gpa_of[QNUM];
+	uint16_t u = 0;
+	unsigned waited_several = 0;
+
+	open_net(OFFLOADS, NO_GSO);
+	measure_loop_base();
+	rx_chains(gpa_of, 100, 2048);
+	send_frames(0, 20);
+	kick(0);
+	CHECK(run_until_used(&rx, 20));
+	u = 20;
+	for (unsigned burst = 1; burst <= 8; burst++) {
+		run_idle();
+		CHECK(reads_in_flight() >= 1);
+		waited_several += reads_in_flight() >= 2 && burst >= 2;
+		send_frames(u, burst);
+		CHECK(run_until_used(&rx, (uint16_t)(u + burst)));
+		u = (uint16_t)(u + burst);
+	}
+	run_idle();
+	CHECK(waited_several >= 2);   /* bursts that met several READVs waiting */
+	CHECK_EQ(used_idx(&rx), u);
+	CHECK(frames_in_order(gpa_of, 0, u, 0));
+	close_net();
+}
+
+/* Back-pressure with several READVs: 4 buffers for 10 frames take 4 frames,
+ * the other 6 wait in the tap (nothing is read without a buffer), and the
+ * driver is asked to notify; its next buffers take the 6, in order. */
+TEST(rx_backpressure_with_several_reads)
+{
+	static uint64_t gpa_of[QNUM];
+	unsigned waits;
+
+	open_net(OFFLOADS, NO_GSO);
+	measure_loop_base();
+	waits = (unsigned)net_get_stats(n)->rx_waits;
+	rx_chains(gpa_of, 4, 2048);
+	send_frames(0, 10);
+	kick(0);
+	CHECK(run_until_used(&rx, 4));
+	run_idle();
+	CHECK_EQ(used_idx(&rx), 4);
+	CHECK_EQ(net_get_stats(n)->rx_packets, 4);
+	CHECK_EQ(reads_in_flight(), 0);
+	CHECK_EQ(net_get_stats(n)->rx_waits, waits + 1);
+	CHECK_EQ(avail_event(&rx), 4);   /* notify once buffer 4 is added */
+	rx_chains(gpa_of, 8, 2048);
+	kick(0);
+	CHECK(run_until_used(&rx, 10));
+	run_idle();
+	CHECK_EQ(used_idx(&rx), 10);
+	CHECK(frames_in_order(gpa_of, 0, 10, 0));
+	CHECK_EQ(net_get_stats(n)->rx_dropped, 0);
+	close_net();
+}
+
+/* While the device holds a READV it asks for no notification, even with
+ * the ring empty: the READV's completion looks at the ring again.  It asks
+ * (avail_event, with EVENT_IDX) only once it holds none. */
+TEST(rx_notification_only_when_out)
+{
+	static uint64_t gpa_of[QNUM];
+
+	open_net(OFFLOADS, NO_GSO);
+	measure_loop_base();
+	rx_chains(gpa_of, 2, 2048);
+	memset(ram + rx.used + 4 + 8u * QNUM, 0x77, 2);   /* avail_event: not written yet */
+	kick(0);
+	run_idle();
+	CHECK_EQ(reads_in_flight(), 1);
+	send_frames(0, 1);
+	CHECK(run_until_used(&rx, 1));
+	run_idle();
+	/* Buffer 1 has a READV; the ring is empty, and that is all right. */
+	CHECK_EQ(reads_in_flight(), 1);
+	CHECK_EQ(avail_event(&rx), 0x7777);
+	send_frames(1, 1);
+	CHECK(run_until_used(&rx, 2));
+	run_idle();
+	CHECK_EQ(reads_in_flight(), 0);
+	CHECK_EQ(avail_event(&rx), 2);
+	rx_chains(gpa_of, 1, 2048);
+	kick(0);
+	send_frames(2, 1);
+	CHECK(run_until_used(&rx, 3));
+	CHECK(frames_in_order(gpa_of, 0, 3, 0));
+	close_net();
+}
+
+/* A READV covers one MTU-sized frame's buffers (one 2 KiB buffer here); a
+ * longer frame runs into its spill buffer and is copied on into the next
+ * buffers, its chains in order, num_buffers counting them all: nothing is
+ * dropped while the guest has buffers.  Once the ring has none left for
+ * the rest, the frame is dropped and counted, and its buffers take the next
+ * one. */
+TEST(rx_frame_longer_than_its_read_is_copied)
+{
+	static uint64_t gpa_of[QNUM];
+	static uint8_t want[20000], got[20000];
+	struct virtio_net_hdr h = hdr_of(0, 0, 0), gh;
+	uint32_t id, len, total = 0;
+
+	open_net(OFFLOADS, NO_GSO);
+	measure_loop_base();
+	rx_chains(gpa_of, 6, 2048);
+	kick(0);
+	run_idle();
+	CHECK_EQ(reads_in_flight(), 1);
+	host_send(&h, 5000, 3);
+	CHECK(run_until_used(&rx, 3));
+	memcpy(&gh, ram + gpa_of[0], NET_HDR_LEN);
+	CHECK_EQ(gh.num_buffers, 3);
+	for (uint16_t k = 0; k < 3; k++) {
+		used_elem(&rx, k, &id, &len);
+		CHECK_EQ(id, k);
+		CHECK_EQ(len, k < 2 ? 2048 : NET_HDR_LEN + 5000 - 2 * 2048);
+		memcpy(got + total, ram + gpa_of[id], len);
+		total += len;
+	}
+	CHECK_EQ(total, NET_HDR_LEN + 5000);
+	pattern(want, 5000, 3);
+	CHECK(!memcmp(got + NET_HDR_LEN, want, 5000));
+	CHECK_EQ(net_get_stats(n)->rx_dropped, 0);
+	/* Three buffers left: 10000 bytes do not fit, 100 then do. */
+	host_send(&h, 10000, 4);
+	host_send(&h, 100, 5);
+	CHECK(run_until_used(&rx, 4));
+	run_idle();
+	CHECK_EQ(used_idx(&rx), 4);
+	used_elem(&rx, 3, &id, &len);
+	CHECK_EQ(len, NET_HDR_LEN + 100);
+	pattern(want, 100, 5);
+	CHECK(!memcmp(ram + gpa_of[id] + NET_HDR_LEN, want, 100));
+	CHECK_EQ(net_get_stats(n)->rx_dropped, 1);
+	CHECK_EQ(net_get_stats(n)->rx_packets, 2);
+	close_net();
+}
+
+/* Reset with several READVs waiting, from a vCPU thread: it returns only
+ * once all of them are back, and no frame lands in a buffer after it. */
+TEST(reset_with_several_reads_in_flight)
+{
+	static uint64_t gpa_of[QNUM];
+	uint64_t ms = 0, end;
+	pthread_t th;
+	void *ret;
+
+	open_net(OFFLOADS, NO_GSO);
+	measure_loop_base();
+	rx_chains(gpa_of, 16, 2048);
+	send_frames(0, 12);
+	kick(0);
+	CHECK(run_until_used(&rx, 12));
+	run_idle();
+	CHECK(reads_in_flight() >= 2);
+	atomic_store(&reset_done, 0);
+	CHECK_EQ(pthread_create(&th, NULL, reset_thread, &ms), 0);
+	end = now_ms() + 3000;
+	while (now_ms() < end && !atomic_load(&reset_done)) {
+		loop_once(&loop, false);
+		usleep(200);
+	}
+	pthread_join(th, &ret);
+	CHECK(ms < NET_QUIESCE_MS);
+	CHECK_EQ(reads_in_flight(), 0);
+	send_frames(12, 3);
+	run_idle();
+	for (unsigned i = 0; i < 16; i++) {
+		uint32_t id, len;
+		bool used = false;
+
+		for (uint16_t k = 0; k < 12; k++) {
+			used_elem(&rx, k, &id, &len);
+			used |= id == i;
+		}
+		if (!used)
+			CHECK_EQ(ram[gpa_of[i]], 0xab);   /* still the driver's, untouched */
+	}
+	CHECK_EQ(net_get_stats(n)->rx_packets, 12);
+	/* The three frames waited for the next driver, in order. */
+	driver_init(NO_GSO);
+	rx_chains(gpa_of, 8, 2048);
+	kick(0);
+	CHECK(run_until_used(&rx, 3));
+	CHECK(frames_in_order(gpa_of, 0, 3, 12));
+	close_net();
+
+	/* The same from the loop's own thread (the READVs are cancelled and
+	 * come back with the old generation). */
+	open_net(OFFLOADS, NO_GSO);
+	measure_loop_base();
+	rx_chains(gpa_of, 16, 2048);
+	send_frames(0, 12);
+	kick(0);
+	CHECK(run_until_used(&rx, 12));
+	run_idle();
+	CHECK(reads_in_flight() >= 2);
+	wr(VIRTIO_MMIO_STATUS, 0);
+	run_idle();
+	CHECK_EQ(reads_in_flight(), 0);
+	send_frames(12, 3);
+	run_idle();
+	CHECK_EQ(net_get_stats(n)->rx_packets, 12);
+	driver_init(NO_GSO);
+	rx_chains(gpa_of, 8, 2048);
+	kick(0);
+	CHECK(run_until_used(&rx, 3));
+	CHECK(frames_in_order(gpa_of, 0, 3, 12));
+	close_net();
+}
+
+/* A tap that fails under several READVs: each comes back failed, one error
+ * is counted and receiving stops. */
+TEST(rx_failure_with_several_reads)
+{
+	static uint64_t gpa_of[QNUM];
+
+	open_net(OFFLOADS, NO_GSO);
+	measure_loop_base();
+	rx_chains(gpa_of, 16, 2048);
+	send_frames(0, 12);
+	kick(0);
+	CHECK(run_until_used(&rx, 12));
+	run_idle();
+	CHECK(reads_in_flight() >= 2);
+	shutdown(peer, SHUT_RDWR);
+	run_idle();
+	CHECK_EQ(reads_in_flight(), 0);
+	CHECK_EQ(net_get_stats(n)->rx_errors, 1);
+	kick(0);
+	run_idle();
+	CHECK_EQ(reads_in_flight(), 0);
+	CHECK_EQ(used_idx(&rx), 12);
+	close_net();
+}
+
 /* ---- options ---- */
 
 TEST(option_parsing)
@@ -873,4 +1243,7 @@ CHECK_MAIN(T(config_and_features), T(tx_layouts), T(tx_batch_beyond_request_slot
 	   T(rx_multi_descriptor_chain), T(rx_backpressure_without_buffers),
 	   T(rx_frames_the_driver_cannot_take), T(rx_frame_longer_than_the_buffers), T(rx_malformed_chains),
 	   T(reset_with_read_in_flight), T(reset_from_vcpu_thread_waits_for_the_read),
-	   T(tap_errors_are_counted), T(option_parsing), T(open_errors))
+	   T(tap_errors_are_counted), T(rx_several_reads_in_flight), T(rx_order_with_reads_waiting),
+	   T(rx_backpressure_with_several_reads), T(rx_notification_only_when_out),
+	   T(rx_frame_longer_than_its_read_is_copied), T(reset_with_several_reads_in_flight),
+	   T(rx_failure_with_several_reads), T(option_parsing), T(open_errors))
