@@ -24,8 +24,9 @@
 #define NET_TX_REQS 64
 /* Chains one READV holds, and their iovecs.  A chain has at most
  * VQ_CHAIN_MAX buffers; no more chains are taken once fewer than that many
- * iovecs are left. */
-#define NET_RX_CHAINS VQ_NUM_MAX
+ * iovecs are left.  256 chains of the smallest useful buffer hold a 64 KiB
+ * frame several times over. */
+#define NET_RX_CHAINS 256
 #define NET_RX_IOVS   (4 * VQ_CHAIN_MAX)
 /* No frame from the tap is longer: the part of a receive chain beyond this
  * is never used (and keeps every length within 32 bits). */

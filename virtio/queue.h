@@ -21,8 +21,9 @@
 #include "mem.h"
 
 /* Largest queue size this implementation accepts (transports offer at most
- * this as QueueNumMax). */
-#define VQ_NUM_MAX   256
+ * this as QueueNumMax; each device offers its own, see BLK_QUEUE_SIZE and
+ * NET_QUEUE_SIZE).  1024 is QEMU's VIRTQUEUE_MAX_SIZE too. */
+#define VQ_NUM_MAX   1024
 /* Most descriptors in one chain, direct or through an indirect table: a
  * request of seg_max data segments plus header and status (virtio/blk.c). */
 #define VQ_CHAIN_MAX 128
