@@ -292,19 +292,16 @@ spends per request is in the CPU table: $bpc_e IOPS per VMM CPU-second
 on ember against $bpc_q on QEMU at QD32, both submitting through io_uring
 to the same O_DIRECT file (QEMU: \`aio=io_uring,cache=none\`), so for large
 sequential transfers the host's disk sets the rate (its throughput
-varies by 2x between rounds: the per-round IOPS), and there QEMU has an
-advantage ember lacks: its virtio-blk merges adjacent requests into one
-host I/O (QEMU's multireq merging).  Counted during development with
-\`perf stat -e io_uring:io_uring_submit_req -p PID\` over 1 s of 128k
-sequential writes at QD8: QEMU submitted 2368 io_uring requests for
-~18900 guest requests (8 merged into one 1 MiB write), ember 13263 for
-~12400 (one each, plus its eventfd reads), while its I/O thread was busy
-less than a fifth of the time: what holds ember back there is the size of
-the host I/O, not its CPU.  Merging adjacent reads and writes in
-virtio/blk.c (process(): chains popped in one pass whose sectors follow
-each other, one READV/WRITEV with all their iovecs, completion split back
-per request) is what ember needs for the sequential rows; at 4k random
-there is nothing to merge and ember's lower CPU per request shows.
+varies by 2x between rounds: the per-round IOPS).  Both VMMs merge
+adjacent requests popped together into one host I/O (QEMU's multireq
+merging; ember's since this benchmark found it missing: \`--boot-time\`
+counts the merged requests): counted with \`perf stat -e
+io_uring:io_uring_submit_req -p PID\` over a 4 s 128k QD8 run, both send
+~8 guest requests per READV/WRITEV (ember 8.0-8.2, QEMU 7.9), 1 MiB each,
+where ember sent one each before (then 0.6-0.86x QEMU on 128k writes).
+With the same host I/Os in lockstep, the disk and the guest's round trip
+set the sequential rate; ember's lower CPU per request shows in the CPU
+table, and at 4k random there is nothing to merge.
 
 ### Network (>= 1.2x QEMU)
 
@@ -317,25 +314,21 @@ frame and how promptly its I/O thread gets a CPU.  VMM CPU per frame, ember / QE
 $(net_cpf rx1514), 60 B: $(net_cpf rx60).  Transmit: ember takes up to
 64 frames from the ring per notification and submits them as WRITEVs
 with one io_uring_enter, where QEMU makes one writev(2) per frame, which is
-where ember's lead comes from.  Receive: ember posts one READV at a time
-on the tap (one io_uring_enter per frame, its iovecs spanning ~64 KiB of
-guest buffers because with MRG_RXBUF a frame may be that long and is
-read straight into guest memory), QEMU one read(2) per frame into its own
-buffer and a copy; measured during development with \`perf stat
---per-thread\` on the I/O threads (2 s, 60-byte frames): ember 2.1-2.3 us
-of CPU per io_uring_enter (one frame each), QEMU 1.7 us per read(2), so
-per frame QEMU's receive is the cheaper one and, CPU-starved, the faster.
-Reading the tap with a single-buffer READV instead (the 64 KiB
-reservation cut to one 2 KiB buffer) saved only ~5 %; what would change
-it is several frames per system call: a few READVs in flight on the tap,
-submitted by one io_uring_enter (ember's receive path keeps one).  That
-change belongs to ember's virtio-net receive path (virtio/net.c
-rx_fill/rx_done) and was left to it.  A second effect is not explained
-yet: receiving, ember runs out of posted guest buffers more often than
-QEMU (\`--boot-time\`'s "waits for buffers": 250-380 in 4 s of 60-byte
-frames, while QEMU asked the same guest for about a fifth as many
-notifications), and it did so as well with a single-buffer READV and with
-notifications requested only when no buffer is held (both tried).
+where ember's lead comes from.  Receive: a tap hands over one frame per read, so ember keeps up to 8
+READVs in flight on it (each sized for one MTU frame, into guest memory;
+64 KiB only while larger frames arrive), and one io_uring_enter submits
+and reaps several frames; QEMU makes one read(2) per frame into its own
+buffer and copies.  Measured during development with \`perf stat
+--per-thread\` on the I/O threads (60-byte frames): with a single READV
+ember spent 2.1-2.3 us of CPU per io_uring_enter, one frame each (QEMU
+1.7 us per read(2)); with 8, ~5 frames per enter and 1.2-1.8 us per
+frame.  The guest's receive ring matters as much: QEMU's virtio-mmio
+offers 1024 entries and drivers take the maximum; with 256, ember's guest
+ran out of buffers whenever the I/O thread drained the ring while the
+vCPU waited for a core (\`--boot-time\`'s "waits for buffers": 660-770
+per 2 s, QEMU's guest notified ~100 times), so ember's NIC offers 1024
+too (66-110 waits).  What is left is CPU: the polling vCPU, the I/O
+thread and the peer share the 2 cores (the "vCPU on CPU" column).
 
 EOF
 	cat <<'EOF'
