@@ -121,6 +121,14 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRCS_$$*) $(FUZZ_HDRS)
 		-luring -lpthread
 fuzz: $(FUZZ_BINS)
 
+# The same target with source-based coverage instead of the sanitizers, to
+# measure what a corpus reaches (docs/reliability.md has the commands).
+build/fuzz/cov_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRCS_$$*) $(FUZZ_HDRS)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZCOV $@"
+	@$(CLANG) $(FUZZ_FLAGS) -fsanitize=fuzzer -fprofile-instr-generate -fcoverage-mapping \
+		-o $@ $< $(FUZZ_SRCS_$*) -luring -lpthread
+
 build/fuzz/seeds_%: tests/fuzz/fuzz_%.c tests/fuzz/seeds.c $$(FUZZ_SRCS_$$*) $(FUZZ_HDRS)
 	@mkdir -p $(dir $@)
 	@echo "  SEEDS   $@"

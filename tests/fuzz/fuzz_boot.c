@@ -3,11 +3,12 @@
  * (PT_LOAD segments, the high-mapped entry, the PVH note in a PT_NOTE
  * segment or an SHT_NOTE section), a bzImage (setup header, relocation,
  * init_size), initrd placement, the command line, the zero page / PVH
- * start info, page tables and MP table, into guest RAM of 1 to 16 MiB.
+ * start info, page tables and MP table, into guest RAM of 1 MiB to 16 MiB,
+ * or of 3 GiB + 4 MiB (RAM above the 32-bit gap, as --mem 3076 has it).
  *
  * Each input is one boot:
- *   byte 0      bits 0-2 guest RAM size (1 MiB, 1 MiB + 4 KiB, 2 MiB,
- *               2 MiB + 0x1234, 4 MiB, 6 MiB + 512, 8 MiB, 16 MiB);
+ *   byte 0      bits 0-2 guest RAM size (1 MiB, 1 MiB + 1 KiB, 2 MiB,
+ *               2 MiB + 0x1234, 4 MiB, 8 MiB, 16 MiB, 3 GiB + 4 MiB);
  *               bits 3-4 --entry (auto, linux64, pvh, an invalid value);
  *               bits 5-6 repair the image's magic first (1 ELF: ident,
  *               type, machine, program header size, count and offset;
@@ -20,7 +21,11 @@
  *   the rest    the kernel image
  * The kernel, initrd and command line are heap buffers of exactly their
  * size and guest RAM ends where its allocation does, so AddressSanitizer
- * reports a read past an image or a write past RAM.
+ * reports a read past an image or a write past RAM.  The 3 GiB guest is
+ * a MAP_NORESERVE mapping with an inaccessible page after it; the pages an
+ * input touched are dropped after it (MADV_DONTNEED), and ELF images whose
+ * segments would touch more than 32 MiB of it are not tried there (the
+ * small guests take them).
  *
  * Oracles, besides the sanitizers: a refusal is one line naming the
  * problem; a success puts the kernel at or above 1 MiB inside low RAM with
@@ -33,6 +38,7 @@
  * registers that enter there. */
 #include <elf.h>
 #include <stdbool.h>
+#include <sys/mman.h>
 
 #include "boot/boot.h"
 #include "boot/bzimage.h"
@@ -44,8 +50,12 @@
 #define MIB (1ULL << 20)
 #define INITRD_MAX 0xffffffu
 
+#define BIG      7                      /* the ram_sizes[] entry that is mapped */
+#define BIG_TOUCH (32 * MIB)            /* most bytes of segments tried there */
+
 static const uint64_t ram_sizes[8] = {
-	MIB, MIB + 4096, 2 * MIB, 2 * MIB + 0x1234, 4 * MIB, 6 * MIB + 512, 8 * MIB, 16 * MIB,
+	MIB, MIB + 1024, 2 * MIB, 2 * MIB + 0x1234, 4 * MIB, 8 * MIB, 16 * MIB,
+	3ULL << 30 | 4 * MIB,
 };
 
 static uint8_t *rams[8];
@@ -54,6 +64,57 @@ static uint8_t *initrd_buf;   /* INITRD_MAX bytes, a pattern */
 static bool all_zero(const uint8_t *p, uint64_t n)
 {
 	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+static uint8_t *big_ram(void)
+{
+	size_t len = ram_sizes[BIG] + 4096;
+	uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED || mprotect(p + ram_sizes[BIG], 4096, PROT_NONE) < 0)
+		abort();
+	return p;
+}
+
+/* Give back the pages of host range [off, off + len) of the big guest. */
+static void big_drop(uint8_t *ram, uint64_t off, uint64_t len)
+{
+	uint64_t a = off & ~4095ULL, b = (off + len + 4095) & ~4095ULL;
+
+	if (b > ram_sizes[BIG])
+		b = ram_sizes[BIG];
+	if (a < b)
+		(void)madvise(ram + a, b - a, MADV_DONTNEED);
+}
+
+/* The PT_LOAD ranges of an ELF image that could be loaded into low RAM:
+ * called with drop = false, whether they add up to at most BIG_TOUCH; with
+ * drop, give their pages back.  Reads the image only within len. */
+static bool big_segments(uint8_t *ram, const uint8_t *k, size_t len, bool drop)
+{
+	uint64_t total = 0;
+	Elf64_Ehdr h;
+
+	if (len < sizeof(h) || memcmp(k, ELFMAG, SELFMAG))
+		return true;
+	memcpy(&h, k, sizeof(h));
+	if (h.e_phentsize != sizeof(Elf64_Phdr) || h.e_phoff > len ||
+	    (uint64_t)h.e_phnum * sizeof(Elf64_Phdr) > len - h.e_phoff)
+		return true;   /* refused before anything is loaded */
+	for (unsigned i = 0; i < h.e_phnum; i++) {
+		Elf64_Phdr p;
+
+		memcpy(&p, k + h.e_phoff + i * sizeof(p), sizeof(p));
+		if (p.p_type != PT_LOAD || p.p_paddr >= MEM_LOW_MAX)
+			continue;
+		if (p.p_memsz > MEM_LOW_MAX - p.p_paddr)
+			p.p_memsz = MEM_LOW_MAX - p.p_paddr;
+		if (drop)
+			big_drop(ram, p.p_paddr, p.p_memsz);
+		total += p.p_memsz;
+	}
+	return total <= BIG_TOUCH;
 }
 
 /* One line, something in it. */
@@ -235,7 +296,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	kin = fz_take(&f, &klen);
 
 	if (!rams[ram_i])
-		rams[ram_i] = fz_ram(&m, ram_sizes[ram_i]);
+		rams[ram_i] = ram_i == BIG ? big_ram() : fz_ram(&m, ram_sizes[ram_i]);
 	gm_init(&m, rams[ram_i], ram_sizes[ram_i]);
 	if (!initrd_buf) {
 		initrd_buf = malloc(INITRD_MAX);
@@ -266,13 +327,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		c.initrd_len = initrd_len;
 	}
 	elf = klen >= SELFMAG && memcmp(kernel, ELFMAG, SELFMAG) == 0;
-	if (boot_load(&m, &c, &bi, &e) == 0)
+	if (ram_i == BIG && !big_segments(m.host, kernel, klen, false))
+		goto out;
+	if (boot_load(&m, &c, &bi, &e) == 0) {
 		check_loaded(&m, &c, &bi, elf);
-	else
+		if (ram_i == BIG) {
+			big_drop(m.host, bi.initrd_start, bi.initrd_size);
+			big_drop(m.host, LAYOUT_KERNEL_LOAD, bi.kernel_end - LAYOUT_KERNEL_LOAD);
+		}
+	} else {
 		check_refusal(&e);
+	}
+	if (ram_i == BIG)
+		big_segments(m.host, kernel, klen, true);
 #ifdef FUZZ_SEEDS
 	fprintf(stderr, "  boot: %s\n", e.msg[0] ? e.msg : "loaded");
 #endif
+out:
 	free(kernel);
 	free(cmdline);
 	return 0;
@@ -395,7 +466,7 @@ void fuzz_seeds(fz_emit_fn *emit)
 
 	/* PVH note only in a section, 4-byte value; physical entry. */
 	b.n = 0;
-	config(&b, 6, 2, 0, 0, 10, 2);
+	config(&b, 5, 2, 0, 0, 10, 2);
 	elf_image(&b, false, true, 4);
 	emit("elf-pvh-section", &b);
 
@@ -409,14 +480,14 @@ void fuzz_seeds(fz_emit_fn *emit)
 
 	/* Relocatable bzImage running at 2 MiB, initrd above init_size. */
 	b.n = 0;
-	config(&b, 6, 0, 0, 0x3000, 200, 1);
+	config(&b, 5, 0, 0, 0x3000, 200, 1);
 	bz_image(&b, true, 0x100000, 0x300000, 0x7fffffff, 2047, 0x300);
 	emit("bz-reloc", &b);
 
 	/* Non-relocatable at pref_address 4 MiB, initrd capped by
 	 * initrd_addr_max, a long command line. */
 	b.n = 0;
-	config(&b, 7, 1, 0, 0x1000, 4000, 8);
+	config(&b, 6, 1, 0, 0x1000, 4000, 8);
 	bz_image(&b, false, 0x400000, 0x100000, 0x7fffff, 0xffff, 0x201);
 	emit("bz-fixed", &b);
 
@@ -430,6 +501,22 @@ void fuzz_seeds(fz_emit_fn *emit)
 	config(&b, 2, 2, 0, 0, 0, 1);
 	bz_image(&b, true, 0x100000, 0x80000, 0, 255, 0x240);
 	emit("bz-pvh", &b);
+
+	/* RAM above 4 GiB: E820 and the PVH map gain an entry, the initrd goes
+	 * below initrd_addr_max (2 GiB for an ELF, 0x37ffffff for a bzImage
+	 * that leaves the field 0) instead of the end of low RAM. */
+	b.n = 0;
+	config(&b, 7, 0, 0, 0x200000, 60, 2);
+	elf_image(&b, true, false, 8);
+	emit("elf-highmem", &b);
+	b.n = 0;
+	config(&b, 7, 2, 0, 0x1000, 60, 2);
+	elf_image(&b, false, false, 4);
+	emit("elf-pvh-highmem", &b);
+	b.n = 0;
+	config(&b, 7, 0, 0, 0x10000, 100, 4);
+	bz_image(&b, true, 0x100000, 0x400000, 0, 2047, 0x300);
+	emit("bz-highmem", &b);
 
 	/* Refusals: initrd larger than RAM, RAM of 1 MiB, not a kernel. */
 	b.n = 0;
