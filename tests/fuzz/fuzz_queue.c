@@ -378,6 +378,27 @@ void fuzz_seeds(fz_emit_fn *emit)
 	pop_all(&b);
 	emit("wrap", &b);
 
+	/* A direct chain one descriptor longer than VQ_CHAIN_MAX, written in
+	 * bulk (15 descriptors per write). */
+	b.n = 0;
+	hdr(&b, 256, 0);
+	for (unsigned i = 0; i <= VQ_CHAIN_MAX; i += 15) {
+		unsigned n = VQ_CHAIN_MAX + 1 - i < 15 ? VQ_CHAIN_MAX + 1 - i : 15;
+
+		fz_put8(&b, 9);
+		fz_put16(&b, (uint16_t)(S_DESC + 16 * i));
+		fz_put8(&b, (uint8_t)(16 * n));
+		for (unsigned k = i; k < i + n; k++) {
+			struct vq_desc d = { S_BUFS + 8 * k, 8,
+					     k < VQ_CHAIN_MAX ? VIRTQ_DESC_F_NEXT : 0, (uint16_t)(k + 1) };
+
+			fz_put(&b, &d, sizeof(d));
+		}
+	}
+	avail(&b, 0);
+	pop_all(&b);
+	emit("too-long", &b);
+
 	/* Malformed: a loop, a head beyond the queue, an index racing ahead. */
 	b.n = 0;
 	hdr(&b, 256, 2);
