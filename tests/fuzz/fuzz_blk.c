@@ -1,6 +1,8 @@
 /* libFuzzer target: a hostile guest against virtio-mmio + split virtqueue +
  * virtio-blk (virtio/mmio.c, virtio/queue.c, virtio/blk.c), with the real
- * io_uring loop and a 64 KiB disk image.
+ * io_uring loop and three 64 KiB disk images in /tmp: a plain one, one
+ * opened ,ro and one ,direct (O_DIRECT, where misaligned requests take the
+ * buffered descriptor).  Guest RAM is 64 KiB, page-aligned.
  *
  * Each input is one guest:
  *   byte 0      flags: 1 = do the driver handshake first (features from
@@ -8,7 +10,8 @@
  *               a request chain from the template bytes, 4 = put that chain
  *               in an indirect table, 8 = kick and run the loop at the end
  *               (until the disk I/O is done),
- *               16 = the RAM bytes below go to the buffer area instead
+ *               16 = the RAM bytes below go to the buffer area instead;
+ *               bits 5-6 the disk (0 plain, 1 ro, 2 direct, 3 plain)
  *   byte 1      QueueNum
  *   byte 2      driver features (bit 0 EVENT_IDX, 1 INDIRECT_DESC, 2 FLUSH,
  *               3 DISCARD, 4 WRITE_ZEROES, 5 RO, 6 VERSION_1 omitted)
@@ -37,41 +40,53 @@
 #define BUFS      0x4000u
 #define DISK_SIZE (64u * 1024)
 
+#define DISKS     3
+
 static uint8_t *ram;
 static struct guest_mem mem;
 static struct loop loop;
-static struct blk *disk;
-static struct virtio_mmio *t;
+static struct blk *disk[DISKS];
+static struct virtio_mmio *t;        /* the transport of this input's disk */
 
 static void init_once(void)
 {
-	char path[] = "/tmp/ember-fuzz-disk.XXXXXX";
-	struct blk_opts o;
+	static const char *const opts[DISKS] = { "", ",ro", ",direct" };
 	struct err e;
-	int fd;
 
 	if (ram)
 		return;
-	ram = fz_ram(&mem, RAM);
-	fd = mkstemp(path);
-	if (fd < 0 || ftruncate(fd, DISK_SIZE) < 0)
+	/* Page-aligned, so that ,direct sees aligned buffers too. */
+	if (posix_memalign((void **)&ram, 4096, RAM))
 		abort();
-	close(fd);
-	if (blk_parse(path, &o, &e) < 0 || !(disk = blk_open(&o, 0, NULL, &e)))
+	gm_init(&mem, ram, RAM);
+	if (loop_init(&loop, 64, &e) < 0)
 		abort();
-	unlink(path);
-	if (loop_init(&loop, 64, &e) < 0 || blk_attach(disk, 0, &mem, &loop, &fzv_irq_none, &e) < 0 ||
-	    loop_enable(&loop, &e) < 0)
+	for (unsigned i = 0; i < DISKS; i++) {
+		char path[] = "/tmp/ember-fuzz-disk.XXXXXX", arg[64];
+		struct blk_opts o;
+		int fd = mkstemp(path);
+
+		if (fd < 0 || ftruncate(fd, DISK_SIZE) < 0)
+			abort();
+		close(fd);
+		snprintf(arg, sizeof(arg), "%s%s", path, opts[i]);
+		if (blk_parse(arg, &o, &e) < 0 || !(disk[i] = blk_open(&o, i, NULL, &e)) ||
+		    blk_attach(disk[i], i, &mem, &loop, &fzv_irq_none, &e) < 0) {
+			fprintf(stderr, "fuzz_blk: %s: %s\n", arg, e.msg);
+			abort();
+		}
+		unlink(path);
+	}
+	if (loop_enable(&loop, &e) < 0)
 		abort();
-	t = blk_transport(disk);
 }
 
 /* Notifications in, and the disk I/O they started completed (only the
- * queue's eventfd read stays in flight). */
+ * queues' eventfd reads stay in flight). */
 static void run_loop(void)
 {
 	fzv_run(&loop);
-	fzv_settle(&loop, 1, 64);
+	fzv_settle(&loop, DISKS, 64);
 }
 
 static void handshake(uint8_t num, uint8_t fb)
@@ -79,7 +94,7 @@ static void handshake(uint8_t num, uint8_t fb)
 	static const unsigned bits[] = {
 		VIRTIO_F_RING_EVENT_IDX, VIRTIO_F_RING_INDIRECT_DESC, VIRTIO_BLK_F_FLUSH,
 		VIRTIO_BLK_F_DISCARD, VIRTIO_BLK_F_WRITE_ZEROES,
-		VIRTIO_BLK_F_RO,   /* not offered: FEATURES_OK fails */
+		VIRTIO_BLK_F_RO,   /* offered by the ro disk only */
 	};
 	const struct fzv_ring r = { num, DESC, AVAIL, USED };
 	uint64_t feat = 0;
@@ -137,9 +152,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t nops, n;
 
 	init_once();
-	fzv_quiesce(t, &loop, 1);
+	/* Every disk back to quiet (each keeps its queue's eventfd read). */
+	for (unsigned i = 0; i < DISKS; i++)
+		fzv_quiesce(blk_transport(disk[i]), &loop, DISKS);
 	if (size < 16)
 		return 0;
+	t = blk_transport(disk[(data[0] >> 5) % 4 % DISKS]);
 	nops = data[15];
 	if (16 + nops * 8 > size)
 		nops = (size - 16) / 8;
@@ -185,14 +203,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		run_loop();
 	}
 #ifdef FUZZ_SEEDS
-	fprintf(stderr, "  blk: used idx %u, status byte %u\n", ram[USED + 2], ram[BUFS + 32]);
+	fprintf(stderr, "  blk: disk %u, used idx %u, status byte %u\n", (data[0] >> 5) % 4 % DISKS,
+		ram[USED + 2], ram[BUFS + 32]);
 #endif
 	return 0;
 }
 
 #ifdef FUZZ_SEEDS
 enum { T_IN, T_OUT, T_FLUSH, T_GET_ID, T_DISCARD, T_WRITE_ZEROES, T_UNSUPP };
-enum { F_EVENT_IDX = 1, F_INDIRECT = 2, F_FLUSH = 4, F_DISCARD = 8, F_WRITE_ZEROES = 16 };
+enum { F_EVENT_IDX = 1, F_INDIRECT = 2, F_FLUSH = 4, F_DISCARD = 8, F_WRITE_ZEROES = 16,
+       F_RO = 32 };
+enum { DISK_RO = 1 << 5, DISK_DIRECT = 2 << 5 };
 
 /* Header and template (see the format above); ops and RAM follow. */
 static void guest(struct fz_buf *b, uint8_t flags, uint8_t num, uint8_t feat, uint8_t type,
@@ -270,5 +291,24 @@ void fuzz_seeds(fz_emit_fn *emit)
 	op(&b, 5, 0, 0, 0);
 	op(&b, 2, 0, 0, 0);
 	emit("reset-in-flight", &b);
+
+	/* The read-only disk: reads work, writes fail, a flush succeeds. */
+	guest(&b, 1 | 2 | 8 | DISK_RO, 8, F_EVENT_IDX | F_FLUSH | F_RO, T_IN, 2, 1024, 2, 0);
+	emit("ro-read", &b);
+	guest(&b, 1 | 2 | 8 | 16 | DISK_RO, 8, F_FLUSH | F_RO, T_OUT, 2, 512, 1, 0);
+	data_area(&b, pattern, sizeof(pattern));
+	emit("ro-write", &b);
+	guest(&b, 1 | 2 | 8 | DISK_RO, 8, F_FLUSH | F_RO, T_FLUSH, 0, 0, 1, 0);
+	emit("ro-flush", &b);
+
+	/* The O_DIRECT disk: a misaligned write (buffered descriptor), then
+	 * a read into a page-aligned buffer (descriptor 1 moved to 0x5000). */
+	guest(&b, 1 | 2 | 8 | 16 | DISK_DIRECT, 8, all, T_OUT, 8, 512, 1, 0);
+	data_area(&b, pattern, sizeof(pattern));
+	emit("direct-write-unaligned", &b);
+	guest(&b, 1 | 2 | DISK_DIRECT, 8, all, T_IN, 8, 4096, 1, 2);
+	op(&b, 3, DESC + 16, 2, 0x5000);
+	op(&b, 2, 0, 0, 0);
+	emit("direct-read-aligned", &b);
 }
 #endif
