@@ -16,7 +16,8 @@
  *   bytes 2-3   driver features: bit 0 EVENT_IDX, 1 INDIRECT_DESC,
  *               2 MRG_RXBUF, 3 CSUM, 4 GUEST_CSUM, 5 HOST_TSO4, 6 GUEST_TSO4,
  *               7 HOST_UFO, 8 GUEST_UFO, 9 HOST_ECN (never offered),
- *               10 VERSION_1 omitted
+ *               10 VERSION_1 omitted, 11 HOST_TSO6, 12 GUEST_TSO6,
+ *               13 GUEST_ECN (never offered)
  *   bytes 4-15  template: receive chains (count, buffer length, buffers per
  *               chain), transmit frame length (2), transmit segments,
  *               transmit header flags and gso_type, host frame length (2),
@@ -26,7 +27,8 @@
  *               1 register/config read, 2 notify receive queue and run the
  *               loop, 3 notify transmit queue and run the loop, 4 write 4
  *               bytes of RAM, 5 run the loop, 6 reset, 7 the host sends a
- *               frame of (value % 70000) bytes
+ *               frame of (value % 70000) bytes, the offset's two bytes its
+ *               header's gso_type and flags
  *   the rest    guest RAM from address 0 (or the buffer area, flag 32),
  *               written before the templates
  * Memory errors and undefined behaviour abort (ASan/UBSan); so would a hang,
@@ -110,11 +112,13 @@ static void quiesce(void)
 
 static void handshake(uint8_t num, unsigned fb)
 {
-	static const unsigned bits[] = {
+	/* Bit i of fb asks for feature bits[i]; bit 10 is not a feature. */
+	static const int bits[] = {
 		VIRTIO_F_RING_EVENT_IDX, VIRTIO_F_RING_INDIRECT_DESC, VIRTIO_NET_F_MRG_RXBUF,
 		VIRTIO_NET_F_CSUM, VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_HOST_TSO4,
 		VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_HOST_UFO, VIRTIO_NET_F_GUEST_UFO,
-		VIRTIO_NET_F_HOST_ECN,
+		VIRTIO_NET_F_HOST_ECN, -1, VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_GUEST_TSO6,
+		VIRTIO_NET_F_GUEST_ECN,
 	};
 	const struct fzv_ring rings[2] = {
 		{ num, RX_DESC, RX_AVAIL, RX_USED }, { num, TX_DESC, TX_AVAIL, TX_USED },
@@ -122,7 +126,7 @@ static void handshake(uint8_t num, unsigned fb)
 	uint64_t feat = 0;
 
 	for (unsigned i = 0; i < sizeof(bits) / sizeof(bits[0]); i++)
-		if (fb & (1u << i))
+		if ((fb & (1u << i)) && bits[i] >= 0)
 			feat |= 1ULL << bits[i];
 	if (!(fb & (1u << 10)))
 		feat |= 1ULL << VIRTIO_F_VERSION_1;
@@ -185,9 +189,9 @@ static void tx_template(const uint8_t *p, uint8_t num, bool indirect)
 	fzv_put16(ram, TX_AVAIL + 2, 1);
 }
 
-static void host_send(uint32_t len, uint8_t gso)
+static void host_send(uint32_t len, uint8_t gso, uint8_t flags)
 {
-	struct virtio_net_hdr h = { 0, gso, 54, 1448, 34, 16, 0x7777 };
+	struct virtio_net_hdr h = { flags, gso, 54, 1448, 34, 16, 0x7777 };
 
 	len %= FRAME_MAX;
 	memcpy(frame, &h, NET_HDR_LEN);
@@ -222,7 +226,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (data[0] & 4)
 		tx_template(data + 4, data[1], data[0] & 64);
 	if (data[0] & 8)
-		host_send((uint32_t)(data[12] | data[13] << 8) * 2u, data[14]);
+		host_send((uint32_t)(data[12] | data[13] << 8) * 2u, data[14], 0);
 	while (fz_left(&ops)) {
 		struct fzv_op o = fzv_op(&ops);
 
@@ -248,7 +252,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fzv_mmio(t, VIRTIO_MMIO_STATUS, 0, 4, true);
 			break;
 		case 7:
-			host_send(o.value, (uint8_t)o.off);
+			host_send(o.value, (uint8_t)o.off, (uint8_t)(o.off >> 8));
 			break;
 		}
 	}
@@ -264,7 +268,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 enum {
 	F_EVENT_IDX = 1 << 0, F_INDIRECT = 1 << 1, F_MRG_RXBUF = 1 << 2, F_CSUM = 1 << 3,
 	F_GUEST_CSUM = 1 << 4, F_HOST_TSO4 = 1 << 5, F_GUEST_TSO4 = 1 << 6, F_HOST_UFO = 1 << 7,
-	F_GUEST_UFO = 1 << 8,
+	F_GUEST_UFO = 1 << 8, F_HOST_TSO6 = 1 << 11, F_GUEST_TSO6 = 1 << 12,
 };
 
 /* Header and templates (see the format above); ops follow. */
@@ -325,6 +329,20 @@ void fuzz_seeds(fz_emit_fn *emit)
 	guest(&b, 1 | 4 | 16 | 64, 16, F_INDIRECT | F_CSUM | F_HOST_UFO, 1, 0, 1, 4000, 4,
 	      VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_UDP, 0, 0, 0);
 	emit("tx-indirect-ufo", &b);
+	guest(&b, 1 | 4 | 16, 32, F_CSUM | F_HOST_TSO6, 1, 0, 1, 20000, 3,
+	      VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV6, 0, 0, 0);
+	emit("tx-tso6", &b);
+	guest(&b, 1 | 2 | 8 | 16, 64, F_MRG_RXBUF | F_GUEST_CSUM | F_GUEST_TSO6, 16, 4080, 1,
+	      0, 1, 0, 0, 30000, VIRTIO_NET_HDR_GSO_TCPV6, 0);
+	emit("rx-mrg-gso6", &b);
+	guest(&b, 1 | 2 | 8 | 16, 16, F_GUEST_CSUM | F_GUEST_TSO4, 4, 1600, 1, 0, 1, 0, 0, 1000,
+	      VIRTIO_NET_HDR_GSO_TCPV4 | VIRTIO_NET_HDR_GSO_ECN, 0);
+	emit("rx-gso-ecn", &b);
+	guest(&b, 1 | 2, 16, 0, 2, 1600, 1, 0, 1, 0, 0, 0, 0, 3);   /* partial csum, not asked */
+	op(&b, 7, VIRTIO_NET_HDR_F_NEEDS_CSUM << 8, 0, 300);
+	op(&b, 2, 0, 0, 0);
+	op(&b, 5, 0, 0, 0);
+	emit("rx-unasked-csum", &b);
 
 	/* Frames wait while the guest has no buffers, then arrive; a reset
 	 * with a receive in flight; an offload the driver did not take. */
