@@ -23,9 +23,10 @@
  * size and guest RAM ends where its allocation does, so AddressSanitizer
  * reports a read past an image or a write past RAM.  The 3 GiB guest is
  * a MAP_NORESERVE mapping with an inaccessible page after it; the pages an
- * input touched are dropped after it (MADV_DONTNEED), and ELF images whose
- * segments would touch more than 32 MiB of it are not tried there (the
- * small guests take them).
+ * input touched are dropped after it (MADV_DONTNEED); to keep that cheap,
+ * its initrd is at most 1 MiB (the size bits above are masked) and ELF
+ * images whose segments would touch more than 2 MiB of it are not tried
+ * there (the small guests take both).
  *
  * Oracles, besides the sanitizers: a refusal is one line naming the
  * problem; a success puts the kernel at or above 1 MiB inside low RAM with
@@ -51,7 +52,8 @@
 #define INITRD_MAX 0xffffffu
 
 #define BIG      7                      /* the ram_sizes[] entry that is mapped */
-#define BIG_TOUCH (32 * MIB)            /* most bytes of segments tried there */
+#define BIG_TOUCH (2 * MIB)             /* most bytes of segments tried there */
+#define BIG_INITRD MIB                  /* initrd sizes there: below this */
 
 static const uint64_t ram_sizes[8] = {
 	MIB, MIB + 1024, 2 * MIB, 2 * MIB + 0x1234, 4 * MIB, 8 * MIB, 16 * MIB,
@@ -321,6 +323,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.kernel = kernel, .kernel_len = klen,
 		.cmdline = cmdline, .ncpus = cpus % 36, .entry = entries[(flags >> 3) & 3],
 	};
+	if (ram_i == BIG)
+		initrd_len &= BIG_INITRD - 1;
 	if (flags & 0x80) {
 		/* The initrd ends where its allocation does. */
 		c.initrd = initrd_buf + INITRD_MAX - initrd_len;
@@ -506,7 +510,7 @@ void fuzz_seeds(fz_emit_fn *emit)
 	 * below initrd_addr_max (2 GiB for an ELF, 0x37ffffff for a bzImage
 	 * that leaves the field 0) instead of the end of low RAM. */
 	b.n = 0;
-	config(&b, 7, 0, 0, 0x200000, 60, 2);
+	config(&b, 7, 0, 0, 0x80000, 60, 2);
 	elf_image(&b, true, false, 8);
 	emit("elf-highmem", &b);
 	b.n = 0;
