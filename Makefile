@@ -30,7 +30,7 @@ ASAN_CORE := $(CORE_SRCS:%.c=build/asan/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/unit/%)
 
-.PHONY: all help test unit kvmguests clang-check testguest guest demo deps clean fuzz bench soak
+.PHONY: all help test unit kvmguests clang-check testguest guest demo deps clean fuzz fuzz-seeds bench soak
 all: ember
 
 help:
@@ -39,7 +39,8 @@ help:
 	@echo "make demo       install packages, build ember and the demo guest, boot it"
 	@echo "make guest      build the demo Linux kernel and initramfs (cached)"
 	@echo "make testguest  build the freestanding test guest (build/testguest.elf)"
-	@echo "make fuzz       build the libFuzzer targets build/fuzz/fuzz_virtio, fuzz_net (clang)"
+	@echo "make fuzz       build the libFuzzer targets build/fuzz/fuzz_{mmio,queue,blk,net,serial,boot} (clang)"
+	@echo "make fuzz-seeds regenerate their seed corpora tests/fuzz/corpus/<target>/"
 	@echo "make bench      ember vs QEMU microvm: startup, churn, memory, blk, net, Linux boot (6-8 min; docs/benchmarks.md)"
 	@echo "make soak       10-minute I/O soak: ember's RSS must stay flat (SOAK_SECS=600; make test runs 20 s)"
 	@echo "make clean      remove build outputs (not the demo guest cache)"
@@ -95,24 +96,50 @@ clang-check:
 testguest:
 	$(MAKE) -C tests/guest O=$(CURDIR)/build
 
-# libFuzzer target: hostile guest memory and register writes into virtio-mmio
-# + virtqueue + virtio-blk.  make test runs it for FUZZ_SECONDS
-# (tests/integration/blk-fuzz.sh).
-FUZZ_SECONDS ?= 60
-FUZZ_SRCS := tests/fuzz/fuzz_virtio.c virtio/blk.c virtio/mmio.c virtio/queue.c loop.c mem.c err.c
-build/fuzz/fuzz_virtio: $(FUZZ_SRCS) $(wildcard virtio/*.h) loop.h mem.h err.h
+# libFuzzer targets (tests/fuzz/fuzz_<name>.c), clang with
+# -fsanitize=fuzzer,address,undefined: each is linked with the modules it
+# drives (FUZZ_SRCS_<name>).  make test runs every one for FUZZ_SECONDS
+# from its seed corpus tests/fuzz/corpus/<name>/ (tests/integration/fuzz.sh);
+# make fuzz-seeds regenerates those seeds from the targets' fuzz_seeds().
+FUZZ_SECONDS ?= 15
+FUZZ_NAMES := mmio queue blk net serial boot
+FUZZ_BINS  := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
+FUZZ_VIRTIO := virtio/mmio.c virtio/queue.c loop.c mem.c err.c
+FUZZ_SRCS_mmio   := $(FUZZ_VIRTIO)
+FUZZ_SRCS_queue  := virtio/queue.c mem.c
+FUZZ_SRCS_blk    := virtio/blk.c $(FUZZ_VIRTIO)
+FUZZ_SRCS_net    := virtio/net.c $(FUZZ_VIRTIO)
+FUZZ_SRCS_serial := serial.c
+FUZZ_SRCS_boot   := $(filter-out boot/cpuid.c,$(wildcard boot/*.c)) mem.c err.c
+FUZZ_FLAGS := $(CSTD) $(WARN) -I. -g -O1 -fno-omit-frame-pointer -fno-sanitize-recover=all
+# Every header: one clang command builds a whole target, so no .d files.
+FUZZ_HDRS  := $(wildcard *.h boot/*.h virtio/*.h tests/fuzz/*.h)
+.SECONDEXPANSION:
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRCS_$$*) $(FUZZ_HDRS)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
-	@$(CLANG) $(CSTD) $(WARN) -I. -g -O1 -fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=all -o $@ $(FUZZ_SRCS) -luring -lpthread
-# The same for virtio-net, its tap a socket pair (tests/integration/net-fuzz.sh).
-FUZZ_NET_SRCS := tests/fuzz/fuzz_net.c virtio/net.c virtio/mmio.c virtio/queue.c loop.c mem.c err.c
-build/fuzz/fuzz_net: $(FUZZ_NET_SRCS) $(wildcard virtio/*.h) loop.h mem.h err.h
+	@$(CLANG) $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_SRCS_$*) \
+		-luring -lpthread
+fuzz: $(FUZZ_BINS)
+
+# The same target with source-based coverage instead of the sanitizers, to
+# measure what a corpus reaches (docs/reliability.md has the commands).
+build/fuzz/cov_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRCS_$$*) $(FUZZ_HDRS)
 	@mkdir -p $(dir $@)
-	@echo "  FUZZ    $@"
-	@$(CLANG) $(CSTD) $(WARN) -I. -g -O1 -fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=all -o $@ $(FUZZ_NET_SRCS) -luring -lpthread
-fuzz: build/fuzz/fuzz_virtio build/fuzz/fuzz_net
+	@echo "  FUZZCOV $@"
+	@$(CLANG) $(FUZZ_FLAGS) -fsanitize=fuzzer -fprofile-instr-generate -fcoverage-mapping \
+		-o $@ $< $(FUZZ_SRCS_$*) -luring -lpthread
+
+build/fuzz/seeds_%: tests/fuzz/fuzz_%.c tests/fuzz/seeds.c $$(FUZZ_SRCS_$$*) $(FUZZ_HDRS)
+	@mkdir -p $(dir $@)
+	@echo "  SEEDS   $@"
+	@$(CLANG) $(FUZZ_FLAGS) -DFUZZ_SEEDS -fsanitize=address,undefined -o $@ tests/fuzz/seeds.c \
+		$< $(FUZZ_SRCS_$*) -luring -lpthread
+fuzz-seeds: $(FUZZ_NAMES:%=build/fuzz/seeds_%)
+	@for t in $(FUZZ_NAMES); do \
+		rm -rf tests/fuzz/corpus/$$t && mkdir -p tests/fuzz/corpus/$$t && \
+		build/fuzz/seeds_$$t tests/fuzz/corpus/$$t || exit 1; \
+	done
 
 guest:
 	guest/build.sh $(CURDIR)/build/guest
