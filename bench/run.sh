@@ -287,6 +287,7 @@ request added $bqd1_add us (p50), $bmean_add us (mean) and $bp99_add us
 	'**met****met**') echo "the 50 us target met, on a quiet host, with an exit that costs several times what it does on hardware KVM" ;;
 	*) echo "the 50 us target missed here, where the exit alone uses much of it and scheduling delays dominate the tail (the machine was busy if the p99s of QEMU and fio are high too)" ;;
 	esac).
+
 At QD32 the rate is bounded by how fast the polling guest reaps and
 resubmits, and that needs its vCPU on a CPU: it was there $bv32_e % of
 the window on ember and $bv32_q % on QEMU (at QD1: $bv1_e % / $bv1_q %);
@@ -332,12 +333,12 @@ ran out of buffers whenever the I/O thread drained the ring while the
 vCPU waited for a core (\`--boot-time\`'s "waits for buffers": 660-770
 per 2 s, QEMU's guest notified ~100 times), so ember's NIC offers 1024
 too (66-110 waits).  What is left is CPU: the polling vCPU, the I/O
-thread and the peer share the 2 cores (the "vCPU on CPU" column), and
-for small received frames ember's CPU per frame is no lower than QEMU's
-(the numbers above): a zero-copy READV through io_uring costs about what
-a read(2) plus a 60-byte copy does, so there is no per-frame saving for
-ember to turn into rate; for 1514-byte frames the copy QEMU makes is what
-ember saves.
+thread and the peer share the 2 cores (the "vCPU on CPU" column).  For
+small received frames ember's saving per frame is smallest: a zero-copy
+READV through io_uring costs about what a read(2) plus a 60-byte copy
+does (ember's lead in CPU per frame there varied from none to ~20 %
+between runs); for 1514-byte frames the copy QEMU makes is what ember
+saves.
 
 EOF
 	cat <<'EOF'
