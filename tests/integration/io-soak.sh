@@ -44,12 +44,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
 TESTS=(guest rss fds-threads)
-why=
-if ! have_kvm; then why="/dev/kvm not usable"
-elif [ ! -r "$TG" ]; then why="the test guest is not built (make testguest)"
-elif [ "$(id -u)" != 0 ]; then why="needs root (network namespace, taps)"
-elif ! command -v ip >/dev/null || [ ! -e /dev/net/tun ]; then why="no ip(8) or /dev/net/tun"
-fi
+why=$(why_no_vm_net "$TG")
 if [ -n "$why" ]; then
 	for t in "${TESTS[@]}"; do skip "io-soak/$t" "$why"; done
 	exit 0

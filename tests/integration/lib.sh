@@ -52,3 +52,13 @@ expect() {
 		pass "$name"
 	fi
 }
+
+# why_no_vm_net GUEST: why a test that boots GUEST with a tap in a network
+# namespace cannot run here; nothing when it can.
+why_no_vm_net() {
+	if ! have_kvm; then echo "/dev/kvm not usable"
+	elif [ ! -r "$1" ]; then echo "the test guest is not built (make testguest)"
+	elif [ "$(id -u)" != 0 ]; then echo "needs root (network namespace, taps)"
+	elif ! command -v ip >/dev/null || [ ! -e /dev/net/tun ]; then echo "no ip(8) or /dev/net/tun"
+	fi
+}

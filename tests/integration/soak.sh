@@ -42,12 +42,7 @@ TESTS=(per-vm per-vm-threads sequential/exit sequential/no-process sequential/ru
 	sequential/lock-free sequential/memory concurrent/alive concurrent/per-vm concurrent/exit
 	concurrent/no-process concurrent/runner-fds concurrent/taps-released concurrent/locks-free
 	concurrent/memory)
-why=
-if ! have_kvm; then why="/dev/kvm not usable"
-elif [ ! -r "$TG" ]; then why="the test guest is not built (make testguest)"
-elif [ "$(id -u)" != 0 ]; then why="needs root (network namespace, taps)"
-elif ! command -v ip >/dev/null || [ ! -e /dev/net/tun ]; then why="no ip(8) or /dev/net/tun"
-fi
+why=$(why_no_vm_net "$TG")
 if [ -n "$why" ]; then
 	for t in "${TESTS[@]}"; do skip "soak/$t" "$why"; done
 	exit 0
