@@ -228,8 +228,6 @@ static struct net *net_new(unsigned index, const uint8_t mac[6], struct err *e)
 	return n;
 }
 
-/* TUN_F_* the tap accepts, tried one at a time the way TUNSETOFFLOAD
- * rejects (EINVAL) what it does not know; TSO and UFO need CSUM. */
 /* TUNSETIFF, waiting up to NET_BUSY_WAIT_MS while the tap is busy (EBUSY).
  * The kernel frees an io_uring ring asynchronously, some tens of
  * milliseconds after its process is gone, and an ember that was killed
@@ -253,6 +251,8 @@ static int tun_attach(int fd, struct ifreq *ifr)
 	}
 }
 
+/* TUN_F_* the tap accepts, tried one at a time the way TUNSETOFFLOAD
+ * rejects (EINVAL) what it does not know; TSO and UFO need CSUM. */
 static unsigned probe_offloads(int fd)
 {
 	static const unsigned extra[] = { TUN_F_TSO4, TUN_F_TSO6, TUN_F_UFO };
