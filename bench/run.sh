@@ -389,7 +389,7 @@ EOF
 	echo "build/execbench -r -n 200 -- ${EMBER_CMD[*]#$PWD/}"
 	echo "build/execbench -r -n 200 -- ${QEMU_CMD[*]#$PWD/}"
 	echo "# boot phases: 50 x"
-	echo "./ember --kernel build/testguest.elf --console none --boot-time --cmdline ember.test="
+	echo "${EMBER_CMD[*]#$PWD/} --boot-time"
 	echo "# churn (bench/churn.sh; 200 VMs per cell, K = 1 and 2):"
 	echo "build/execbench -n 200 -c K -- <the ember and QEMU commands above>"
 	echo "# memory (bench/memory.sh; MIB = 128 and 1024; serial input on a FIFO, smaps read after READY):"
@@ -421,11 +421,12 @@ Notes on method:
   CLOCK_MONOTONIC; 2 untimed warm-up runs; every run must exit 0 or the
   benchmark fails.  Churn = VMs / wall time of the whole batch with K
   running at once.
-* The startup guest gets `ember.test=` (an empty test list): it prints
-  `TESTGUEST DONE passed=0 failed=0 skipped=0` and resets at once (checked
-  before timing).  ember ends on the guest's i8042 reset; QEMU microvm has
-  no i8042 and ends on the guest's triple fault (`-no-reboot`).  The test
-  guest does not write the boot-complete byte, so that phase is "-".
+* The startup guest gets `ember.bench=reset`: the test guest reads its
+  boot parameters and resets at once, before it touches a device (checked
+  before timing: status 0, no output, at most 20 exits).  ember ends on
+  the guest's i8042 reset; QEMU microvm has no i8042 and ends on the
+  guest's triple fault (`-no-reboot`).  The test guest does not write the
+  boot-complete byte, so that phase is "-".
 * Memory: sum of `Rss` over `/proc/PID/smaps` minus the one mapping whose
   size is exactly the guest RAM size, sampled 0.3 s after the guest
   printed `READY serial_rx_poll`; then the line is sent and the VM must

@@ -20,11 +20,16 @@ static inline void svc(uint64_t nr, uint64_t arg)
 void cpu_sti(void) { svc(SVC_STI, 0); }
 void cpu_cli(void) { svc(SVC_CLI, 0); }
 
+void vm_reset_now(void)
+{
+	for (;;)
+		svc(SVC_RESET, 0);
+}
+
 void vm_reset(void)
 {
 	console_flush();
-	for (;;)
-		svc(SVC_RESET, 0);
+	vm_reset_now();
 }
 
 /* ---- IDT: filled from CPL3 (the table is ordinary user-writable memory;

@@ -72,7 +72,11 @@ extern volatile uint64_t irq_total;      /* sum of irq_count */
 
 void cpu_sti(void);
 void cpu_cli(void);
+/* End the VM (SVC_RESET: the i8042 reset, then a triple fault): vm_reset
+ * first waits for the UART to send what it holds; vm_reset_now touches no
+ * device, for before console_init(). */
 NORETURN void vm_reset(void);
+NORETURN void vm_reset_now(void);
 
 /* Route IOAPIC pin gsi (edge, active high, fixed, to APIC 0) to vector
  * VEC_GSI_BASE + gsi, or mask it. */
