@@ -11,12 +11,16 @@
  *               in an indirect table, 8 = kick and run the loop at the end
  *               (until the disk I/O is done),
  *               16 = the RAM bytes below go to the buffer area instead;
- *               bits 5-6 the disk (0 plain, 1 ro, 2 direct, 3 plain)
+ *               bits 5-6 the disk (0 plain, 1 ro, 2 direct, 3 plain);
+ *               128 = a batch: the template's chain 2-8 times (byte 14),
+ *               copy i at the sector after copy i-1's data, so that one
+ *               notify finds requests blk.c merges into one host I/O
  *   byte 1      QueueNum
  *   byte 2      driver features (bit 0 EVENT_IDX, 1 INDIRECT_DESC, 2 FLUSH,
  *               3 DISCARD, 4 WRITE_ZEROES, 5 RO, 6 VERSION_1 omitted)
  *   bytes 3-14  template: type, sector (2), data length (2), segments, flags
  *               of each descriptor (4 bytes of bits), used_event, avail flags
+ *               (bit 0; bits 1-3: copies - 1 in a batch)
  *   byte 15     number of operations, then 8 bytes each:
  *               op, offset (2), width, value (4); op % 6:
  *               0 register/config write, 1 register/config read,
@@ -107,42 +111,57 @@ static void handshake(uint8_t num, uint8_t fb)
 	fzv_handshake(t, feat, &r, 1);
 }
 
+/* Where copy k of a batch keeps its header and status byte (copy 0: in the
+ * buffer area, as a lone request does), and its indirect table. */
+#define BATCH_HDR    (TABLE + 0x800u)
+#define BATCH_STATUS (TABLE + 0x900u)
+#define BATCH_TABLE  0x80u   /* bytes per copy's indirect table: 8 descriptors */
+
 /* A request chain from the template: header, data split into segments,
- * status; each descriptor's flags perturbed by the template's bits. */
-static void template(const uint8_t *p, uint8_t num, bool indirect)
+ * status; each descriptor's flags perturbed by the template's bits.  In a
+ * batch, copies 1.. follow on the disk and in RAM (data of copy k right
+ * after copy k-1's), with descriptors k * n.. (or indirect table k). */
+static void template(const uint8_t *p, uint8_t num, bool indirect, bool batch)
 {
 	static const uint32_t types[8] = { 0, 1, 4, 8, 11, 13, 2, 0xffffffffu };
 	uint32_t type = types[p[0] & 7], len = (uint32_t)(p[3] | p[4] << 8);
 	uint64_t sector = (uint64_t)(p[1] | p[2] << 8);
-	unsigned nseg = 1 + p[5] % 6, n = 0;
+	unsigned nseg = 1 + p[5] % 6, copies = batch ? 2 + (p[11] >> 1) % 7 : 1;
 	uint32_t bits = (uint32_t)(p[6] | p[7] << 8 | p[8] << 16 | (uint32_t)p[9] << 24);
-	uint64_t table = indirect ? TABLE : DESC;
-	uint32_t hdr[4] = { type, 0, (uint32_t)sector, 0 };
 	uint64_t d = BUFS + 64, per = len / nseg;
-	struct vq_desc desc[8];
 	bool in = type == 0 || type == 8;
 
-	memcpy(ram + BUFS, hdr, 16);
-	desc[n++] = (struct vq_desc){ BUFS, 16, 0, 0 };
-	for (unsigned i = 0; i < nseg; i++) {
-		uint32_t l = (uint32_t)(i + 1 == nseg ? len - per * (nseg - 1) : per);
+	for (unsigned k = 0; k < copies; k++) {
+		uint64_t hdr_at = k ? BATCH_HDR + 16u * k : BUFS;
+		uint64_t status_at = k ? BATCH_STATUS + k : BUFS + 32;
+		uint64_t table = indirect ? TABLE + BATCH_TABLE * k : DESC;
+		unsigned first = indirect ? 0 : k * (nseg + 2), n = 0;
+		uint32_t hdr[4] = { type, 0, (uint32_t)(sector + k * (len / 512)), 0 };
+		struct vq_desc desc[8];
 
-		desc[n++] = (struct vq_desc){ d, l, in ? VIRTQ_DESC_F_WRITE : 0, 0 };
-		d += l;
-	}
-	desc[n++] = (struct vq_desc){ BUFS + 32, 1, VIRTQ_DESC_F_WRITE, 0 };
-	for (unsigned i = 0; i < n; i++) {
-		uint16_t flags = (uint16_t)(desc[i].flags ^ ((bits >> (3 * i)) & 7));
+		memcpy(ram + hdr_at, hdr, 16);
+		desc[n++] = (struct vq_desc){ hdr_at, 16, 0, 0 };
+		for (unsigned i = 0; i < nseg; i++) {
+			uint32_t l = (uint32_t)(i + 1 == nseg ? len - per * (nseg - 1) : per);
 
-		if (i + 1 < n)
-			flags |= VIRTQ_DESC_F_NEXT;
-		fzv_put_desc(ram, table, i, desc[i].addr, desc[i].len, flags, (uint16_t)(i + 1));
+			desc[n++] = (struct vq_desc){ d, l, in ? VIRTQ_DESC_F_WRITE : 0, 0 };
+			d += l;
+		}
+		desc[n++] = (struct vq_desc){ status_at, 1, VIRTQ_DESC_F_WRITE, 0 };
+		for (unsigned i = 0; i < n; i++) {
+			uint16_t flags = (uint16_t)(desc[i].flags ^ ((bits >> (3 * i)) & 7));
+
+			if (i + 1 < n)
+				flags |= VIRTQ_DESC_F_NEXT;
+			fzv_put_desc(ram, table, first + i, desc[i].addr, desc[i].len, flags,
+				     (uint16_t)(first + i + 1));
+		}
+		if (indirect)
+			fzv_put_desc(ram, DESC, k, table, 16u * n, VIRTQ_DESC_F_INDIRECT, 0);
+		fzv_put16(ram, AVAIL + 4 + 2u * k, (uint16_t)(indirect ? k : first)); /* ring[k] */
 	}
-	if (indirect)
-		fzv_put_desc(ram, DESC, 0, TABLE, 16u * n, VIRTQ_DESC_F_INDIRECT, 0);
 	fzv_put16(ram, AVAIL, p[11] & 1);                 /* flags */
-	fzv_put16(ram, AVAIL + 4, 0);                     /* ring[0]: head 0 */
-	fzv_put16(ram, AVAIL + 2, 1);                     /* idx */
+	fzv_put16(ram, AVAIL + 2, (uint16_t)copies);      /* idx */
 	fzv_put16(ram, AVAIL + 4 + 2u * num, p[10]);      /* used_event */
 }
 
@@ -172,7 +191,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (data[0] & 1)
 		handshake(data[1], data[2]);
 	if (data[0] & 2)
-		template(data + 3, data[1], data[0] & 4);
+		template(data + 3, data[1], data[0] & 4, data[0] & 128);
 	while (fz_left(&ops)) {
 		struct fzv_op o = fzv_op(&ops);
 
@@ -291,6 +310,31 @@ void fuzz_seeds(fz_emit_fn *emit)
 	op(&b, 5, 0, 0, 0);
 	op(&b, 2, 0, 0, 0);
 	emit("reset-in-flight", &b);
+
+	/* Batches: several requests in one notify, each following on from the
+	 * one before, which blk.c merges into one host I/O (byte 14: copies). */
+	guest(&b, 1 | 2 | 8 | 128, 64, all, T_IN, 8, 4096, 2, 0);
+	b.b[14] = (4 - 2) << 1;
+	emit("read-batch", &b);
+	guest(&b, 1 | 2 | 8 | 16 | 128, 64, all, T_OUT, 16, 512, 1, 0);
+	b.b[14] = (8 - 2) << 1;
+	data_area(&b, pattern, sizeof(pattern));
+	emit("write-batch", &b);
+	guest(&b, 1 | 2 | 4 | 8 | 128, 16, all, T_IN, 0, 8192, 3, 0);
+	b.b[14] = (3 - 2) << 1;
+	emit("read-batch-indirect", &b);
+	guest(&b, 1 | 2 | 8 | 128 | DISK_DIRECT, 64, all, T_IN, 0, 4096, 1, 0);
+	b.b[14] = (5 - 2) << 1;
+	emit("direct-read-batch", &b);
+	guest(&b, 1 | 2 | 128, 64, all, T_OUT, 40, 2048, 2, 3);   /* reset with a merged write in flight */
+	b.b[14] = (6 - 2) << 1;
+	op(&b, 0, VIRTIO_MMIO_QUEUE_NOTIFY, 2, 0);
+	op(&b, 4, 0, 0, 0);
+	op(&b, 5, 0, 0, 0);
+	emit("reset-batch-in-flight", &b);
+	guest(&b, 1 | 2 | 8 | 128, 64, all, T_IN, 120, 4096, 1, 0);   /* past the end: some fail */
+	b.b[14] = (8 - 2) << 1;
+	emit("read-batch-past-end", &b);
 
 	/* The read-only disk: reads work, writes fail, a flush succeeds. */
 	guest(&b, 1 | 2 | 8 | DISK_RO, 8, F_EVENT_IDX | F_FLUSH | F_RO, T_IN, 2, 1024, 2, 0);
