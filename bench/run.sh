@@ -252,23 +252,25 @@ EOF
 \`\`\`
 
 Read together with the \`--boot-time\` phases: ember's own setup (exec to
-\`first-run\`) took $ph_fr us (p50) in this run, against this machine's KVM
-floor (exec -> VM -> exit -> teardown of a minimal static C VMM measured
-on these machines: 1.84 ms p50; create VM -> first exit 0.6 ms).  Most of
-the rest, to \`exit\` at $ph_ex us, is the guest running from the first
-\`KVM_RUN\` to its reset: the test guest's CPL0
-boot path (page tables, IDT, LAPIC, the TSC calibration's 0.5 ms) executes
-in kvm-pvm's instruction emulator, and each of its ~230 port and MMIO
-accesses is an exit to user space that costs tens of microseconds here
-(~1 us on hardware KVM).  No system call of ember's dominates: the main
-thread waits in \`io_uring_enter\` while the vCPU thread runs the guest.
-Churn is the same boot back to back, so it inherits that floor: on 2
-cores, 500 VMs/s needs each VM done in 4 ms of CPU, while each one's guest
-alone spends several ms in emulated kernel code and exits.  These three are hardware-KVM targets;
-on kvm-pvm ember's lead over QEMU (the ratio column) is what can be judged
-here, and it comes from what ember does not do (no firmware, no device
-model discovery, no option ROMs, a static binary).  Nothing fixable in
-ember was found in the startup profile.
+\`first-run\`) took $ph_fr us (p50) in this run, and the whole VM (to
+\`exit\`) $ph_ex us.  The guest resets at once (\`ember.bench=reset\`: 10
+exits, all of its boot path), so nearly all of it is exec and KVM, which
+the strace above shows call by call.  This machine's floor, measured the
+same way: exec -> exit of a static binary that does nothing is ~0.6 ms
+p50 (\`ember --version\`, as \`/bin/true\`), and a minimal static C VMM
+(exec -> VM -> exit -> teardown) 1.84 ms p50.  Of KVM's part, under
+\`strace -T\`: \`KVM_CREATE_VM\` ~0.22 ms, \`KVM_CREATE_VCPU\` ~0.14 ms,
+\`KVM_GET_SUPPORTED_CPUID\` ~0.35 ms (most likely because KVM executes
+the CPUID instruction for each leaf and this host is itself a virtual
+machine, \`hypervisor\` in /proc/cpuinfo, where each one traps to the
+hypervisor below), \`KVM_SET_CPUID2\` ~0.1 ms, and destroying the
+VM when its descriptor closes ~0.5 ms: ~1.3 ms that every VM needs and no
+VMM can skip.  The 3 ms target is a hardware-KVM one, where those calls
+take microseconds; the ratio to QEMU is what this machine can judge.
+Churn is the same VM back to back: on 2 cores, 500 VMs/s leaves each VM
+4 ms of CPU in all, fork, exec and KVM's teardown included.  ember's lead
+comes from what it does not do (no firmware, no device model discovery,
+no option ROMs, a static binary).
 EOF
 	cat <<EOF
 
