@@ -16,7 +16,8 @@ LDLIBS  := -luring -lseccomp -lpthread
 
 # Every module of the VMM except main.c: top-level *.c and the subsystem
 # directories.  New files are picked up automatically.
-CORE_SRCS := $(filter-out main.c,$(wildcard *.c)) $(wildcard boot/*.c virtio/*.c seccomp/*.c)
+CORE_SRCS := $(filter-out main.c,$(wildcard *.c)) $(wildcard boot/*.c virtio/*.c) \
+             $(filter-out seccomp/gen_names.c,$(wildcard seccomp/*.c))
 SRCS      := main.c $(CORE_SRCS)
 
 OBJS      := $(SRCS:%.c=build/obj/%.o)
@@ -57,6 +58,15 @@ ember: $(OBJS)
 build/ember-dynamic: $(OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# seccomp/filter.c's table of syscall names, from the libseccomp ember links
+# (seccomp/gen_names.c says why it is made at build time).
+build/gen/sc_names.h: seccomp/gen_names.c seccomp/filter.h
+	@mkdir -p $(dir $@)
+	@echo "  GEN     $@"
+	@$(CC) $(CSTD) $(WARN) -I. -o build/gen/gen_names $< -lseccomp
+	@build/gen/gen_names >$@.tmp && mv $@.tmp $@
+build/obj/seccomp/filter.o build/asan/seccomp/filter.o: build/gen/sc_names.h
+
 build/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
@@ -86,12 +96,12 @@ build/kvmguest/%.elf: tests/kvm/%.S tests/kvm/common.inc tests/kvm/guest.ld
 kvmguests: $(KVM_GUESTS)
 
 # The whole tree must also build warning-free with clang.
-clang-check:
+clang-check: build/gen/sc_names.h
 	@mkdir -p build
-	@for f in $(SRCS) $(UNIT_SRCS); do \
+	@for f in $(SRCS) $(UNIT_SRCS) seccomp/gen_names.c; do \
 		$(CLANG) $(CSTD) $(WARN) -I. -DEMBER_VERSION='"$(VERSION)"' -fsyntax-only $$f || exit 1; \
 	done
-	@echo "clang: $(words $(SRCS) $(UNIT_SRCS)) files clean"
+	@echo "clang: $(words $(SRCS) $(UNIT_SRCS) seccomp/gen_names.c) files clean"
 
 testguest:
 	$(MAKE) -C tests/guest O=$(CURDIR)/build

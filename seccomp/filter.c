@@ -11,11 +11,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* Syscall numbers the SIGSYS handler can name; higher ones print "?". */
-#define SC_MAX_NR 512
-#define SC_NAME_LEN 24
-
-static char sc_names[SC_MAX_NR][SC_NAME_LEN];
+/* The SIGSYS handler's names, indexed by x86-64 syscall number (gaps are
+ * NULL): generated at build time, see seccomp/gen_names.c. */
+static const char *const sc_names[SC_MAX_NR] = {
+#include "build/gen/sc_names.h"
+};
 
 /* Who this thread is, for the log line: set at install, read by the
  * handler (initial-exec TLS in the executable: async-signal-safe). */
@@ -59,7 +59,7 @@ static void on_sigsys(int sig, siginfo_t *si, void *uctx)
 	len = put_str(buf, len, cap, "ember: blocked syscall ");
 	len = put_num(buf, len, cap, nr);
 	len = put_str(buf, len, cap, " (");
-	len = put_str(buf, len, cap, nr >= 0 && nr < SC_MAX_NR && sc_names[nr][0] ?
+	len = put_str(buf, len, cap, nr >= 0 && nr < SC_MAX_NR && sc_names[nr] ?
 		      sc_names[nr] : "?");
 	len = put_str(buf, len, cap, ") on thread ");
 	len = put_num(buf, len, cap, sc_tid);
@@ -76,14 +76,6 @@ int sc_prepare(struct err *e)
 {
 	struct sigaction sa;
 
-	for (int nr = 0; nr < SC_MAX_NR; nr++) {
-		char *s = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
-
-		if (s) {
-			strncpy(sc_names[nr], s, SC_NAME_LEN - 1);
-			free(s);
-		}
-	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = on_sigsys;
 	sa.sa_flags = SA_SIGINFO;

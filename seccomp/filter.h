@@ -21,9 +21,13 @@
 
 #define SC_EXIT_STATUS 148
 
+/* Syscall numbers the SIGSYS handler can name; higher ones print "?".
+ * The names come from a table generated at build time
+ * (seccomp/gen_names.c): libseccomp's resolver is not async-signal-safe. */
+#define SC_MAX_NR 512
+
 /* Once, from the main thread before any thread installs a filter: install
- * the SIGSYS handler and precompute syscall names for it (libseccomp's
- * resolver is not async-signal-safe).  Fails with e set. */
+ * the SIGSYS handler.  Fails with e set. */
 int sc_prepare(struct err *e);
 
 /* Install policy t on the calling thread.  index numbers vCPUs in the log
