@@ -268,7 +268,10 @@ VM when its descriptor closes ~0.5 ms: ~1.3 ms that every VM needs and no
 VMM can skip.  The 3 ms target is a hardware-KVM one, where those calls
 take microseconds; the ratio to QEMU is what this machine can judge.
 Churn is the same VM back to back: on 2 cores, 500 VMs/s leaves each VM
-4 ms of CPU in all, fork, exec and KVM's teardown included.  ember's lead
+4 ms of CPU in all, fork, exec and KVM's teardown included.  One VM at a
+time uses one core and waits for each VM's exit, so its rate is one over
+the whole fork -> exec -> exit -> wait cycle ($c1 VM/s here): 500/s that
+way needs a VM started and gone in 2 ms.  ember's lead
 comes from what it does not do (no firmware, no device model discovery,
 no option ROMs, a static binary).
 EOF
@@ -335,12 +338,15 @@ ran out of buffers whenever the I/O thread drained the ring while the
 vCPU waited for a core (\`--boot-time\`'s "waits for buffers": 660-770
 per 2 s, QEMU's guest notified ~100 times), so ember's NIC offers 1024
 too (66-110 waits).  What is left is CPU: the polling vCPU, the I/O
-thread and the peer share the 2 cores (the "vCPU on CPU" column).  For
-small received frames ember's saving per frame is smallest: a zero-copy
-READV through io_uring costs about what a read(2) plus a 60-byte copy
-does (ember's lead in CPU per frame there varied from none to ~20 %
-between runs); for 1514-byte frames the copy QEMU makes is what ember
-saves.
+thread and the peer share the 2 cores (the "vCPU on CPU" column).
+Receiving is where ember saves least per frame: a zero-copy READV through
+io_uring costs about what QEMU's read(2) plus a copy does.  In this run
+ember used $(ratio "$(dat net.dat rx1514 10)" "$(dat net.dat rx1514 11)") of QEMU's CPU per received 1514-byte frame and
+$(ratio "$(dat net.dat rx60 10)" "$(dat net.dat rx60 11)") per 60-byte one.  Over the \`make bench\` runs of 2026-12-01/02
+ember's receive rate was 1.02-1.29x QEMU's for 1514-byte frames and
+1.02-1.19x for 60-byte ones, with ember's own rate steady (313,000-339,000
+frames/s at 1514 B) and QEMU's varying by a third (247,000-331,000): on
+this host the receive target is met in some runs and missed in others.
 
 EOF
 	cat <<'EOF'
