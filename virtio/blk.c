@@ -1043,27 +1043,20 @@ static void start_request(struct blk *b, const struct vq_chain *c)
 }
 
 /* Lock held, loop thread.  Pop and start requests until the ring is empty
- * or every request slot is busy; the reads and writes among them are
- * merged where they can be (rw_queue()) and all submitted before it
- * returns. */
-static void process(struct blk *b)
+ * or every request slot is busy.  Returns why the ring is broken, or NULL. */
+static const char *pop_requests(struct blk *b)
 {
 	struct vq *q = queue(b);
 	const char *why;
 
-	if (!virtio_mmio_live(&b->t) || !b->t.q[0].ready)
-		return;
 	for (;;) {
 		while (b->free) {
 			int rc = vq_pop(q, &b->chain, &why);
 
 			if (rc == VQ_EMPTY)
 				break;
-			if (rc == VQ_BROKEN) {
-				group_submit(b);
-				virtio_mmio_needs_reset(&b->t, why);
-				return;
-			}
+			if (rc == VQ_BROKEN)
+				return why;
 			if (rc == VQ_BAD_CHAIN) {
 				bad_request(b, why);
 				vq_push(q, b->chain.head, 0);
@@ -1074,15 +1067,27 @@ static void process(struct blk *b)
 		}
 		if (!b->free) {
 			/* Resumed from the hook when a request completes. */
-			group_submit(b);
 			b->starved = true;
-			return;
+			return NULL;
 		}
-		if (!vq_arm_notify(q)) {
-			group_submit(b);
-			return;
-		}
+		if (!vq_arm_notify(q))
+			return NULL;
 	}
+}
+
+/* Lock held, loop thread.  Start what the ring holds (pop_requests()); the
+ * reads and writes among it are merged where they can be (rw_queue()) and
+ * all submitted before this returns. */
+static void process(struct blk *b)
+{
+	const char *broken;
+
+	if (!virtio_mmio_live(&b->t) || !b->t.q[0].ready)
+		return;
+	broken = pop_requests(b);
+	group_submit(b);
+	if (broken)
+		virtio_mmio_needs_reset(&b->t, broken);
 }
 
 static void blk_notify(void *dev, unsigned qi)

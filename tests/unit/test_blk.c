@@ -605,12 +605,34 @@ static void *reset_thread(void *arg)
 	return NULL;
 }
 
+/* The driver resets on another vCPU while requests are in flight: the queue
+ * goes off at once, the reset waits for the requests, and this thread (the
+ * loop) completes them; the reset must end long before its 2 s limit. */
+static void reset_on_vcpu_while_loop_runs(void)
+{
+	pthread_t th;
+	uint64_t t0;
+
+	atomic_store(&reset_done, false);
+	CHECK_EQ(pthread_create(&th, NULL, reset_thread, NULL), 0);
+	t0 = now_ms();
+	/* The queue goes off at once (the reset is waiting in it); only then
+	 * let the requests complete. */
+	while (rd(VIRTIO_MMIO_QUEUE_READY) && now_ms() - t0 < 5000)
+		usleep(100);
+	CHECK(!atomic_load(&reset_done));
+	while (!atomic_load(&reset_done) && now_ms() - t0 < 5000) {
+		loop_once(&loop, false);
+		usleep(200);
+	}
+	pthread_join(th, NULL);
+	CHECK(now_ms() - t0 < 1500);              /* did not wait for the timeout */
+}
+
 TEST(reset_with_request_in_flight)
 {
 	uint64_t h, d, st;
 	uint32_t hdr[4] = { VIRTIO_BLK_T_IN, 0, 0, 0 };
-	pthread_t th;
-	uint64_t t0;
 	unsigned inflight;
 
 	open_disk("", ALL_FEATURES);
@@ -633,22 +655,8 @@ TEST(reset_with_request_in_flight)
 	loop_once(&loop, false);
 	CHECK_EQ(loop.inflight, inflight + 1);
 	CHECK_EQ(atomic_load(&blk_get_stats(b)->reads), 0);   /* counted once done */
-	/* The driver resets on another vCPU; the reset waits for the read,
-	 * which this thread (the loop) completes. */
-	atomic_store(&reset_done, false);
-	CHECK_EQ(pthread_create(&th, NULL, reset_thread, NULL), 0);
-	t0 = now_ms();
-	/* The queue goes off at once (the reset is waiting in it); only then
-	 * let the read complete. */
-	while (rd(VIRTIO_MMIO_QUEUE_READY) && now_ms() - t0 < 5000)
-		usleep(100);
-	CHECK(!atomic_load(&reset_done));
-	while (!atomic_load(&reset_done) && now_ms() - t0 < 5000) {
-		loop_once(&loop, false);
-		usleep(200);
-	}
-	pthread_join(th, NULL);
-	CHECK(now_ms() - t0 < 1500);              /* did not wait for the timeout */
+	/* The driver resets on another vCPU; the reset waits for the read. */
+	reset_on_vcpu_while_loop_runs();
 	/* Once Status reads 0 the read had landed (and nothing can land later),
 	 * but it never reached the ring: no used entry, no status, no
 	 * interrupt (§2.4.1). */
@@ -1431,7 +1439,6 @@ TEST(reset_with_merged_io_in_flight)
 	enum { N = 4, LEN = 64 * 1024 };
 	uint64_t d, st[N], t0;
 	uint16_t head[N];
-	pthread_t th;
 
 	open_disk("", ALL_FEATURES);
 	d = alloc(N * LEN);
@@ -1450,18 +1457,7 @@ TEST(reset_with_merged_io_in_flight)
 				loop_once(&loop, false);
 			CHECK_EQ(loop.inflight, 1);   /* the queue's eventfd read */
 		} else {
-			atomic_store(&reset_done, false);
-			CHECK_EQ(pthread_create(&th, NULL, reset_thread, NULL), 0);
-			t0 = now_ms();
-			while (rd(VIRTIO_MMIO_QUEUE_READY) && now_ms() - t0 < 5000)
-				usleep(100);
-			CHECK(!atomic_load(&reset_done));
-			while (!atomic_load(&reset_done) && now_ms() - t0 < 5000) {
-				loop_once(&loop, false);
-				usleep(200);
-			}
-			pthread_join(th, NULL);
-			CHECK(now_ms() - t0 < 1500);
+			reset_on_vcpu_while_loop_runs();
 			CHECK(!memcmp(f.ram + d, "MARK", 4));
 		}
 		run_idle();
