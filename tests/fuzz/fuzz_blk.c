@@ -168,7 +168,6 @@ static void template(const uint8_t *p, uint8_t num, bool indirect, bool batch)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fz ops;
-	size_t nops, n;
 
 	init_once();
 	/* Every disk back to quiet (each keeps its queue's eventfd read). */
@@ -177,17 +176,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 16)
 		return 0;
 	t = blk_transport(disk[(data[0] >> 5) % 4 % DISKS]);
-	nops = data[15];
-	if (16 + nops * 8 > size)
-		nops = (size - 16) / 8;
-	ops = fz_make(data + 16, nops * 8);
-	memset(ram, 0, RAM);
-	n = size - 16 - nops * 8;
-	if (n) {
-		size_t base = data[0] & 16 ? BUFS : 0;
-
-		memcpy(ram + base, data + 16 + nops * 8, n < RAM - base ? n : RAM - base);
-	}
+	ops = fzv_input(data, size, 16, ram, RAM, data[0] & 16 ? BUFS : 0);
 	if (data[0] & 1)
 		handshake(data[1], data[2]);
 	if (data[0] & 2)

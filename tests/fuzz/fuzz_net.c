@@ -202,23 +202,12 @@ static void host_send(uint32_t len, uint8_t gso, uint8_t flags)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fz ops;
-	size_t nops, n;
 
 	init_once();
 	quiesce();
 	if (size < 17)
 		return 0;
-	nops = data[16];
-	if (17 + nops * 8 > size)
-		nops = (size - 17) / 8;
-	ops = fz_make(data + 17, nops * 8);
-	memset(ram, 0, RAM);
-	n = size - 17 - nops * 8;
-	if (n) {
-		size_t base = data[0] & 32 ? BUFS : 0;
-
-		memcpy(ram + base, data + 17 + nops * 8, n < RAM - base ? n : RAM - base);
-	}
+	ops = fzv_input(data, size, 17, ram, RAM, data[0] & 32 ? BUFS : 0);
 	if (data[0] & 1)
 		handshake(data[1], (unsigned)(data[2] | data[3] << 8));
 	if (data[0] & 2)

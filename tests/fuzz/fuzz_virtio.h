@@ -142,4 +142,23 @@ static inline struct fzv_op fzv_op(struct fz *f)
 	return o;
 }
 
+/* The blk and net targets' inputs: a header of hdr bytes whose last byte
+ * counts the 8-byte operations that follow (as many as the input holds),
+ * then bytes for guest RAM.  Zeroes ram (ram_size bytes), copies those
+ * bytes to ram + base (as many as fit) and returns the operations.  The
+ * caller has checked size >= hdr. */
+static inline struct fz fzv_input(const uint8_t *data, size_t size, size_t hdr, uint8_t *ram,
+				  size_t ram_size, size_t base)
+{
+	size_t nops = data[hdr - 1], n;
+
+	if (hdr + nops * 8 > size)
+		nops = (size - hdr) / 8;
+	memset(ram, 0, ram_size);
+	n = size - hdr - nops * 8;
+	if (n)
+		memcpy(ram + base, data + hdr + nops * 8, n < ram_size - base ? n : ram_size - base);
+	return fz_make(data + hdr, nops * 8);
+}
+
 #endif
