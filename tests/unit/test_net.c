@@ -459,6 +459,33 @@ TEST(rx_single_buffers)
 	close_net();
 }
 
+/* With MRG_RXBUF, the frame host_send() made of len bytes from seed went
+ * into the first m used elements, in order: the buffers gpa[0..m), each
+ * buflen bytes long, all full but the last; num_buffers says m, and the
+ * bytes are the frame's. */
+static void check_merged_frame(const uint64_t *gpa, uint16_t m, uint32_t buflen, uint32_t len,
+			       unsigned seed)
+{
+	static uint8_t want[65536], got[65536];
+	struct virtio_net_hdr gh;
+	uint32_t id, used_len, total = 0;
+
+	memcpy(&gh, ram + gpa[0], NET_HDR_LEN);
+	CHECK_EQ(gh.num_buffers, m);
+	for (uint16_t k = 0; k < m; k++) {
+		used_elem(&rx, k, &id, &used_len);
+		CHECK_EQ(id, k);
+		CHECK_EQ(used_len, k + 1 < m ? buflen : NET_HDR_LEN + len - (m - 1u) * buflen);
+		if (total + used_len > sizeof(got))
+			break;
+		memcpy(got + total, ram + gpa[k], used_len);
+		total += used_len;
+	}
+	CHECK_EQ(total, NET_HDR_LEN + len);
+	pattern(want, len, seed);
+	CHECK(!memcmp(got + NET_HDR_LEN, want, len));
+}
+
 TEST(rx_merged_buffers)
 {
 	struct virtio_net_hdr h = hdr_of(0, 0, 0), gh;
@@ -475,17 +502,7 @@ TEST(rx_merged_buffers)
 	/* 1000 bytes + header over four 256-byte buffers. */
 	host_send(&h, 1000, 7);
 	CHECK(run_until_used(&rx, 4));
-	memcpy(&gh, ram + b[0], NET_HDR_LEN);
-	CHECK_EQ(gh.num_buffers, 4);
-	for (uint16_t k = 0; k < 4; k++) {
-		used_elem(&rx, k, &id, &len);
-		CHECK_EQ(id, k);
-		CHECK_EQ(len, k < 3 ? 256 : NET_HDR_LEN + 1000 - 3 * 256);
-		memcpy(got + total, ram + b[k], len);
-		total += len;
-	}
-	pattern(want, 1000, 7);
-	CHECK(!memcmp(got + NET_HDR_LEN, want, 1000));
+	check_merged_frame(b, 4, 256, 1000, 7);
 	/* A small frame takes the next buffer alone. */
 	host_send(&h, 100, 8);
 	CHECK(run_until_used(&rx, 5));
@@ -1051,9 +1068,9 @@ TEST(rx_notification_only_when_out)
 TEST(rx_frame_longer_than_its_read_is_copied)
 {
 	static uint64_t gpa_of[QNUM];
-	static uint8_t want[20000], got[20000];
-	struct virtio_net_hdr h = hdr_of(0, 0, 0), gh;
-	uint32_t id, len, total = 0;
+	static uint8_t want[20000];
+	struct virtio_net_hdr h = hdr_of(0, 0, 0);
+	uint32_t id, len;
 
 	open_net(OFFLOADS, NO_GSO);
 	measure_loop_base();
@@ -1063,18 +1080,7 @@ TEST(rx_frame_longer_than_its_read_is_copied)
 	CHECK_EQ(reads_in_flight(), 1);
 	host_send(&h, 5000, 3);
 	CHECK(run_until_used(&rx, 3));
-	memcpy(&gh, ram + gpa_of[0], NET_HDR_LEN);
-	CHECK_EQ(gh.num_buffers, 3);
-	for (uint16_t k = 0; k < 3; k++) {
-		used_elem(&rx, k, &id, &len);
-		CHECK_EQ(id, k);
-		CHECK_EQ(len, k < 2 ? 2048 : NET_HDR_LEN + 5000 - 2 * 2048);
-		memcpy(got + total, ram + gpa_of[id], len);
-		total += len;
-	}
-	CHECK_EQ(total, NET_HDR_LEN + 5000);
-	pattern(want, 5000, 3);
-	CHECK(!memcmp(got + NET_HDR_LEN, want, 5000));
+	check_merged_frame(gpa_of, 3, 2048, 5000, 3);
 	CHECK_EQ(net_get_stats(n)->rx_dropped, 0);
 	/* Three buffers left: 10000 bytes do not fit, 100 then do. */
 	host_send(&h, 10000, 4);
