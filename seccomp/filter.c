@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <linux/io_uring.h>
 #include <seccomp.h>
-#include <stdlib.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
